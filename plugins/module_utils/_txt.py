@@ -71,10 +71,11 @@ def parse_presentation(text):
             if not quoted and ch in ' \t\r\n':
                 break
             if ch == '\\':
-                if i + 3 < n + 0 and text[i + 1:i + 4].isdigit() and len(text[i + 1:i + 4]) == 3:
-                    value = int(text[i + 1:i + 4])
+                digits = text[i + 1:i + 4]
+                if len(digits) == 3 and digits.isdigit():
+                    value = int(digits)
                     if value > 255:
-                        raise ValueError('TXT escape \\%s is over 255' % text[i + 1:i + 4])
+                        raise ValueError('TXT escape \\%s is over 255' % digits)
                     buf.append(value)
                     i += 4
                     continue
