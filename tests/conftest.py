@@ -1,0 +1,26 @@
+"""Make the checkout importable as ``ansible_collections.mailsec.mta_sts``.
+
+Ansible loads collection code from ``<path>/ansible_collections/<ns>/<name>``;
+a symlink under ``.build/`` (git-ignored) gives the checkout that shape
+without copying it, for pytest and for the ansible-playbook runs of the
+integration tests (``ANSIBLE_COLLECTIONS_PATH``).
+"""
+
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS_PATH = os.path.join(REPO, '.build', 'collections')
+
+
+def _link_collection():
+    parent = os.path.join(COLLECTIONS_PATH, 'ansible_collections', 'mailsec')
+    link = os.path.join(parent, 'mta_sts')
+    if not os.path.islink(link):
+        os.makedirs(parent, exist_ok=True)
+        os.symlink(os.path.relpath(REPO, parent), link)
+
+
+_link_collection()
+if COLLECTIONS_PATH not in sys.path:
+    sys.path.insert(0, COLLECTIONS_PATH)
