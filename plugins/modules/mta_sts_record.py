@@ -1,0 +1,175 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) mailsec.mta_sts contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: mta_sts_record
+short_description: Publish the C(_mta-sts) TXT record of MTA-STS domains
+version_added: 0.1.0
+description:
+  - Publishes or removes the C(_mta-sts.<domain>) TXT record (RFC 8461 section 3.1), C(v=STSv1; id=<id>;),
+    through a DNS provider, for one domain or many in one run.
+  - The id is given (O(id)) or derived from the policy (O(policy)) so that it changes exactly when the served
+    policy file changes; see the P(mailsec.mta_sts.policy_id#filter) filter.
+  - Publish the new id only after the new policy file is served and verified (RFC 8461 section 8): senders
+    fetch the policy again only when they see a new id.
+extends_documentation_fragment:
+  - mailsec.mta_sts.record
+  - mailsec.mta_sts.record.attributes
+  - mailsec.mta_sts.zonefile
+  - mailsec.mta_sts.rfc2136
+options:
+  domains:
+    description:
+      - Several domains in one run. Each item is a domain name that shares the task's O(id), O(policy) and
+        O(state), or a dict with its own C(domain), C(state), and C(id) or C(policy).
+      - Mutually exclusive with O(domain).
+    type: list
+    elements: raw
+  id:
+    description:
+      - The policy id, 1 to 32 letters and digits. Mutually exclusive with O(policy).
+    type: str
+  policy:
+    description:
+      - The policy the record announces, as a dict (C(mode), C(mx), C(max_age), optional C(extensions)) or as the
+        exact policy text served. The id is derived from its bytes with the P(mailsec.mta_sts.policy_id#filter) rule.
+      - Mutually exclusive with O(id).
+    type: raw
+author:
+  - mailsec maintainers
+seealso:
+  - module: mailsec.mta_sts.tlsrpt_record
+  - name: RFC 8461 (SMTP MTA Strict Transport Security)
+    description: The MTA-STS specification.
+    link: https://www.rfc-editor.org/rfc/rfc8461
+'''
+
+EXAMPLES = r'''
+- name: Publish the record for the policy served at mta-sts.example.com
+  mailsec.mta_sts.mta_sts_record:
+    domain: example.com
+    policy:
+      mode: testing
+      mx: [mx1.example.com, mx2.example.com]
+      max_age: 86400
+    provider: rfc2136
+    server: ns1.example.com
+    key_name: ansible
+    key_secret: "{{ tsig_secret }}"
+
+- name: Many domains, one read and one update per zone
+  mailsec.mta_sts.mta_sts_record:
+    domains:
+      - example.com
+      - example.net
+      - domain: example.org
+        state: absent
+    id: 20261128T1200
+    provider: zonefile
+    zone_file: /srv/dns/zones/{zone}.zone
+
+- name: Defaults for every DNS module of the collection
+  module_defaults:
+    group/mailsec.mta_sts.dns:
+      provider: rfc2136
+      server: 192.0.2.53
+      key_name: ansible
+      key_secret: "{{ tsig_secret }}"
+  block:
+    - name: Remove the record
+      mailsec.mta_sts.mta_sts_record:
+        domain: example.com
+        state: absent
+'''
+
+RETURN = r'''
+results:
+  description: One entry per domain, in the order given.
+  returned: success or failure after a partial change
+  type: list
+  elements: dict
+  contains:
+    domain:
+      description: The domain.
+      type: str
+      sample: example.com
+    name:
+      description: The record's name.
+      type: str
+      sample: _mta-sts.example.com
+    zone:
+      description: The zone that holds it.
+      type: str
+      sample: example.com
+    state:
+      description: The state asked for.
+      type: str
+      sample: present
+    changed:
+      description: Whether this domain's record changed (or would change, in check mode).
+      type: bool
+    before:
+      description: The C(v=STSv1) values at the name before the run (more than one means receivers saw no policy).
+      type: list
+      elements: str
+      sample: ["v=STSv1; id=old;"]
+    after:
+      description: The C(v=STSv1) values at the name after the run.
+      type: list
+      elements: str
+      sample: ["v=STSv1; id=2n7k6q3v5x2m4h3a7d4f6g2j5k7l3m4n;"]
+    id:
+      description: The id published (with O(state=present)).
+      type: str
+      sample: 2n7k6q3v5x2m4h3a7d4f6g2j5k7l3m4n
+domain:
+  description: With O(domain), the same as RV(results[0].domain); likewise RV(name), RV(zone), RV(before), RV(after), RV(id).
+  returned: success, with O(domain)
+  type: str
+  sample: example.com
+name:
+  description: With O(domain), the record's name.
+  returned: success, with O(domain)
+  type: str
+  sample: _mta-sts.example.com
+zone:
+  description: With O(domain), the zone.
+  returned: success, with O(domain)
+  type: str
+  sample: example.com
+before:
+  description: With O(domain), the C(v=STSv1) values before.
+  returned: success, with O(domain)
+  type: list
+  elements: str
+after:
+  description: With O(domain), the C(v=STSv1) values after.
+  returned: success, with O(domain)
+  type: list
+  elements: str
+id:
+  description: With O(domain) and O(state=present), the id published.
+  returned: success, with O(domain) and O(state=present)
+  type: str
+  sample: 2n7k6q3v5x2m4h3a7d4f6g2j5k7l3m4n
+'''
+
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._record_module import run_record_module
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import STS_RECORD
+
+
+def main():
+    run_record_module(
+        STS_RECORD,
+        dict(id=dict(type='str'), policy=dict(type='raw')),
+        mutually_exclusive=[('id', 'policy')],
+    )
+
+
+if __name__ == '__main__':
+    main()

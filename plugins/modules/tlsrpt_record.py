@@ -1,0 +1,143 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) mailsec.mta_sts contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: tlsrpt_record
+short_description: Publish the C(_smtp._tls) TLS reporting TXT record of mail domains
+version_added: 0.1.0
+description:
+  - Publishes or removes the C(_smtp._tls.<domain>) TXT record (RFC 8460 section 3), C(v=TLSRPTv1; rua=<uri>,...),
+    through a DNS provider, for one domain or many in one run.
+extends_documentation_fragment:
+  - mailsec.mta_sts.record
+  - mailsec.mta_sts.record.attributes
+  - mailsec.mta_sts.zonefile
+  - mailsec.mta_sts.rfc2136
+options:
+  domains:
+    description:
+      - Several domains in one run. Each item is a domain name that shares the task's O(rua) and O(state), or a
+        dict with its own C(domain), C(state) and C(rua).
+      - Mutually exclusive with O(domain).
+    type: list
+    elements: raw
+  rua:
+    description:
+      - Where reports go, C(mailto:) or C(https:) URIs, in order. A comma or C(!) inside a URI must be
+        percent-encoded. Required with O(state=present).
+    type: list
+    elements: str
+author:
+  - mailsec maintainers
+seealso:
+  - module: mailsec.mta_sts.mta_sts_record
+  - name: RFC 8460 (SMTP TLS Reporting)
+    description: The TLS-RPT specification.
+    link: https://www.rfc-editor.org/rfc/rfc8460
+'''
+
+EXAMPLES = r'''
+- name: Ask for TLS reports by mail and over HTTPS
+  mailsec.mta_sts.tlsrpt_record:
+    domain: example.com
+    rua:
+      - mailto:tlsrpt@example.com
+      - https://reports.example.com/tlsrpt
+    provider: rfc2136
+    server: ns1.example.com
+    key_name: ansible
+    key_secret: "{{ tsig_secret }}"
+
+- name: Same reporting address for many domains in a git-kept zone file each
+  mailsec.mta_sts.tlsrpt_record:
+    domains: "{{ mail_domains }}"
+    rua: [mailto:tlsrpt@example.com]
+    provider: zonefile
+    zone_file: "{{ playbook_dir }}/zones/{zone}.zone"
+'''
+
+RETURN = r'''
+results:
+  description: One entry per domain, in the order given.
+  returned: success or failure after a partial change
+  type: list
+  elements: dict
+  contains:
+    domain:
+      description: The domain.
+      type: str
+      sample: example.com
+    name:
+      description: The record's name.
+      type: str
+      sample: _smtp._tls.example.com
+    zone:
+      description: The zone that holds it.
+      type: str
+      sample: example.com
+    state:
+      description: The state asked for.
+      type: str
+      sample: present
+    changed:
+      description: Whether this domain's record changed (or would change, in check mode).
+      type: bool
+    before:
+      description: The C(v=TLSRPTv1) values at the name before the run.
+      type: list
+      elements: str
+    after:
+      description: The C(v=TLSRPTv1) values at the name after the run.
+      type: list
+      elements: str
+      sample: ["v=TLSRPTv1; rua=mailto:tlsrpt@example.com"]
+    rua:
+      description: The report URIs published (with O(state=present)).
+      type: list
+      elements: str
+domain:
+  description: With O(domain), the domain.
+  returned: success, with O(domain)
+  type: str
+  sample: example.com
+name:
+  description: With O(domain), the record's name.
+  returned: success, with O(domain)
+  type: str
+  sample: _smtp._tls.example.com
+zone:
+  description: With O(domain), the zone.
+  returned: success, with O(domain)
+  type: str
+before:
+  description: With O(domain), the C(v=TLSRPTv1) values before.
+  returned: success, with O(domain)
+  type: list
+  elements: str
+after:
+  description: With O(domain), the C(v=TLSRPTv1) values after.
+  returned: success, with O(domain)
+  type: list
+  elements: str
+rua:
+  description: With O(domain) and O(state=present), the report URIs published.
+  returned: success, with O(domain) and O(state=present)
+  type: list
+  elements: str
+'''
+
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._record_module import run_record_module
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import TLSRPT_RECORD
+
+
+def main():
+    run_record_module(TLSRPT_RECORD, dict(rua=dict(type='list', elements='str')))
+
+
+if __name__ == '__main__':
+    main()

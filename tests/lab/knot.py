@@ -1,0 +1,381 @@
+"""A throwaway Knot DNS server on loopback, for tests, benchmarks and demos.
+
+Everything Knot writes (config, zone files, journal/timer databases, control
+socket, log) lives under one work directory, so labs never touch the
+machine's own Knot setup and several labs can run side by side.
+
+Only dnspython is used to talk to the server, always with an explicit
+address and port: the system resolver and /etc/resolv.conf play no part.
+"""
+
+import base64
+import ipaddress
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
+
+KEY_ALGORITHM = 'hmac-sha256'
+KEY_NAME = 'mailsec-lab'
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+
+class LabError(RuntimeError):
+    """The lab server could not be started, reached or updated."""
+
+
+def free_port(address='127.0.0.1'):
+    """Return a port that is free for both TCP and UDP on ``address``.
+
+    The kernel picks a free TCP port; UDP is checked separately because
+    the two port spaces are independent.  There is an unavoidable window
+    between closing these sockets and Knot binding the port; the retry in
+    ``KnotLab.start`` is not worth it for a loopback test lab.
+    """
+    family = socket.AF_INET6 if ':' in address else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_STREAM) as tcp:
+            tcp.bind((address, 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((address, port))
+                except OSError:
+                    continue
+                return port
+    raise LabError(f'no free TCP+UDP port found on {address}')
+
+
+def _check_loopback(address):
+    # The lab must never be reachable from outside this machine.
+    if not ipaddress.ip_address(address).is_loopback:
+        raise ValueError(f'lab address must be loopback, got {address!r}')
+
+
+def zone_file_text(zone):
+    """Minimal zone contents: SOA, NS with in-zone glue, and an MX."""
+    origin = zone.rstrip('.') + '.'
+    return (
+        f'$ORIGIN {origin}\n'
+        '$TTL 300\n'
+        f'@    IN SOA ns1.{origin} hostmaster.{origin} 1 3600 900 604800 300\n'
+        f'@    IN NS  ns1.{origin}\n'
+        f'@    IN MX  10 mx1.{origin}\n'
+        'ns1  IN A   127.0.0.1\n'
+    )
+
+
+class KnotLab:
+    """One ``knotd`` process serving ``zones`` on ``address@port``.
+
+    Dynamic updates and zone transfers are allowed only with a per-lab
+    random TSIG key (``key_name``/``key_secret``/``key_algorithm``).
+    """
+
+    def __init__(self, workdir, zones, port=None, address='127.0.0.1'):
+        _check_loopback(address)
+        if not zones:
+            raise ValueError('a lab needs at least one zone')
+        self.workdir = os.path.abspath(workdir)
+        self._zones = [z.rstrip('.').lower() for z in zones]
+        if len(set(self._zones)) != len(self._zones):
+            raise ValueError('duplicate zones')
+        self._address = address
+        self._port = port
+        # 32 random bytes, the size of an HMAC-SHA256 output (RFC 8945 4.5.2).
+        self._key_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        self._proc = None
+        self._log = None
+        self.startup_seconds = None
+
+    # -- facts -------------------------------------------------------------
+
+    @property
+    def address(self):
+        return self._address
+
+    @property
+    def port(self):
+        return self._port
+
+    @property
+    def key_name(self):
+        return KEY_NAME
+
+    @property
+    def key_secret(self):
+        return self._key_secret
+
+    @property
+    def key_algorithm(self):
+        return KEY_ALGORITHM
+
+    @property
+    def zones(self):
+        return list(self._zones)
+
+    @property
+    def keyring(self):
+        """A dnspython keyring holding the lab key."""
+        return dns.tsigkeyring.from_text({KEY_NAME: (KEY_ALGORITHM, self._key_secret)})
+
+    @property
+    def pid(self):
+        return self._proc.pid if self._proc else None
+
+    @property
+    def conf_path(self):
+        return os.path.join(self.workdir, 'knot.conf')
+
+    @property
+    def log_path(self):
+        return os.path.join(self.workdir, 'knot.log')
+
+    def facts(self):
+        """The facts a client needs, as plain strings (for lab.env/lab.json)."""
+        return {
+            'LAB_DNS_SERVER': self._address,
+            'LAB_DNS_PORT': str(self._port),
+            'LAB_TSIG_NAME': KEY_NAME,
+            'LAB_TSIG_SECRET': self._key_secret,
+            'LAB_TSIG_ALGORITHM': KEY_ALGORITHM,
+            'LAB_ZONES': ' '.join(self._zones),
+        }
+
+    # -- configuration -----------------------------------------------------
+
+    def config_text(self, user=None):
+        """knot.conf for this lab.
+
+        Speed over durability: this is throwaway data, so the journal is not
+        fsync'ed and zone files are never rewritten (``zonefile-sync: -1``);
+        updates live in the journal (``journal-content: changes``).  All
+        zones share one template, so the file stays small with 200 zones.
+        """
+        w = self.workdir
+        lines = [
+            'server:',
+            f'    rundir: "{w}/run"',
+            f'    listen: {self._address}@{self._port}',
+        ]
+        if user:
+            lines.append(f'    user: {user}')
+        lines += [
+            '',
+            'log:',
+            '  - target: stderr',
+            '    any: info',
+            '',
+            'database:',
+            f'    storage: "{w}/db"',
+            '    journal-db-mode: asynchronous',
+            # LMDB maps its whole maximum size; keep it modest so many labs
+            # (and 32-bit address spaces) are no problem.
+            '    journal-db-max-size: 256M',
+            '    kasp-db-max-size: 16M',
+            '    timer-db-max-size: 16M',
+            '    catalog-db-max-size: 16M',
+            '',
+            'key:',
+            f'  - id: {KEY_NAME}',
+            f'    algorithm: {KEY_ALGORITHM}',
+            f'    secret: {self._key_secret}',
+            '',
+            'acl:',
+            '  - id: lab_key',
+            f'    key: {KEY_NAME}',
+            '    action: [update, transfer]',
+            '',
+            'template:',
+            '  - id: default',
+            f'    storage: "{w}/zones"',
+            '    file: "%s.zone"',
+            '    zonefile-sync: -1',
+            '    zonefile-load: whole',
+            '    journal-content: changes',
+            '    acl: lab_key',
+            '',
+            'zone:',
+        ]
+        lines += [f'  - domain: {zone}.' for zone in self._zones]
+        return '\n'.join(lines) + '\n'
+
+    def _write_files(self):
+        # Start from scratch: a journal left by an earlier lab in the same
+        # directory would be replayed on top of the fresh zone files.
+        for sub in ('run', 'db', 'zones'):
+            shutil.rmtree(os.path.join(self.workdir, sub), ignore_errors=True)
+            os.makedirs(os.path.join(self.workdir, sub), exist_ok=True)
+        for zone in self._zones:
+            path = os.path.join(self.workdir, 'zones', f'{zone}.zone')
+            with open(path, 'w', encoding='ascii') as f:
+                f.write(zone_file_text(zone))
+        # Knot refuses to start as root unless told which user to run as.
+        user = 'root:root' if os.geteuid() == 0 else None
+        with open(self.conf_path, 'w', encoding='ascii') as f:
+            f.write(self.config_text(user))
+        # The secret is in the config: keep it to ourselves.
+        os.chmod(self.conf_path, 0o600)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, detach=False):
+        """Start knotd and return once every zone answers its SOA.
+
+        ``detach=True`` puts knotd in its own session so it outlives this
+        Python process (used by ``python -m tests.lab up``).
+        """
+        if self._proc is not None:
+            raise LabError('lab already started')
+        knotd = shutil.which('knotd') or '/usr/sbin/knotd'
+        if not os.path.exists(knotd):
+            raise LabError('knotd not found (apt-get install knot)')
+        if self._port is None:
+            self._port = free_port(self._address)
+        os.makedirs(self.workdir, exist_ok=True)
+        self._write_files()
+        began = time.monotonic()
+        self._log = open(self.log_path, 'wb')
+        self._proc = subprocess.Popen(
+            [knotd, '-c', self.conf_path],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=detach, close_fds=True)
+        try:
+            self._wait_ready(began + START_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _wait_ready(self, deadline):
+        # Zones load in background workers; until then Knot answers SERVFAIL
+        # (or nothing while it binds).  Ask each zone in turn, so the total
+        # wait is bounded by the slowest zone, not the sum.
+        pending = list(self._zones)
+        while pending:
+            if self._proc.poll() is not None:
+                raise LabError(f'knotd exited with {self._proc.returncode}\n{self.log_tail()}')
+            if time.monotonic() > deadline:
+                raise LabError(f'knotd not ready, zones still loading: {pending[:5]}...\n'
+                               f'{self.log_tail()}')
+            if self._soa_ok(pending[0]):
+                pending.pop(0)
+            else:
+                time.sleep(0.01)
+
+    def _soa_ok(self, zone):
+        # TCP, because a refused connection fails at once while a UDP query
+        # to a port nobody listens on yet just times out.
+        q = dns.message.make_query(zone + '.', 'SOA')
+        try:
+            r = dns.query.tcp(q, self._address, port=self._port, timeout=1)
+        except (OSError, EOFError, dns.exception.Timeout):
+            return False
+        return r.rcode() == dns.rcode.NOERROR and any(
+            rr.rdtype == dns.rdatatype.SOA for rr in r.answer)
+
+    def is_running(self):
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self):
+        """Terminate knotd and wait for it to exit (killing it if it hangs)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.log_path, 'rb') as f:
+                text = f.read().decode('utf-8', 'replace')
+        except OSError:
+            return '(no knot log)'
+        return '\n'.join(text.splitlines()[-lines:])
+
+    # -- talking to the server ---------------------------------------------
+
+    def add_records(self, zone, lines):
+        """Add records (presentation lines with owner, TTL, class, type, data)
+        to ``zone`` in one TSIG-signed UPDATE; raise LabError unless NOERROR.
+        """
+        if isinstance(lines, str):
+            lines = [lines]
+        origin = dns.name.from_text(zone)
+        update = dns.update.UpdateMessage(origin, keyring=self.keyring,
+                                          keyalgorithm=dns.tsig.HMAC_SHA256)
+        for line in lines:
+            rrset = _rrset_from_line(line, origin)
+            update.add(rrset.name, rrset)
+        response = dns.query.tcp(update, self._address, port=self._port, timeout=5)
+        if response.rcode() != dns.rcode.NOERROR:
+            raise LabError(f'update of {zone} refused: {dns.rcode.to_text(response.rcode())}')
+        return response
+
+    def query(self, name, rdtype):
+        """Rdata texts of the answer for ``name``/``rdtype``, sorted.
+
+        Asked over TCP (TXT sets can be large), straight at Knot.  An empty
+        list means NXDOMAIN or no data; any other rcode raises LabError.
+        """
+        q = dns.message.make_query(name, rdtype)
+        r = dns.query.tcp(q, self._address, port=self._port, timeout=5)
+        if r.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise LabError(f'query {name} {rdtype}: {dns.rcode.to_text(r.rcode())}')
+        wanted = dns.rdatatype.from_text(rdtype) if isinstance(rdtype, str) else rdtype
+        qname = dns.name.from_text(name)
+        return sorted(rd.to_text() for rrset in r.answer
+                      if rrset.name == qname and rrset.rdtype == wanted
+                      for rd in rrset)
+
+    def axfr(self, zone):
+        """Whole zone as a ``dns.zone.Zone`` via TSIG-signed AXFR."""
+        import dns.zone
+        xfr = dns.query.xfr(self._address, zone, port=self._port, keyring=self.keyring,
+                            keyalgorithm=dns.tsig.HMAC_SHA256, timeout=5)
+        return dns.zone.from_xfr(xfr)
+
+
+def _rrset_from_line(line, origin):
+    """'owner ttl [IN] type rdata' -> rrset (names relative to ``origin``)."""
+    try:
+        owner, ttl, rest = line.split(None, 2)
+        first, tail = rest.split(None, 1)
+        if first.upper() == 'IN':
+            rest = tail
+        rdtype, rdata = rest.split(None, 1)
+        ttl = int(ttl)
+    except ValueError:
+        raise ValueError(f'expected "owner ttl [IN] type data": {line!r}') from None
+    return dns.rrset.from_text_list(dns.name.from_text(owner, origin), ttl,
+                                    dns.rdataclass.IN, rdtype, [rdata],
+                                    origin=origin, relativize=False)
