@@ -15,7 +15,7 @@ description:
     through a DNS provider, for one domain or many in one run.
   - The id is given (O(id)) or derived from the policy (O(policy)) so that it changes exactly when the served
     policy file changes; see the P(mailsec.mta_sts.policy_id#filter) filter.
-  - Publish the new id only after the new policy file is served and verified (RFC 8461 section 8): senders
+  - Publish the new id only after the new policy file is served and verified (RFC 8461 section 8), because senders
     fetch the policy again only when they see a new id.
 extends_documentation_fragment:
   - mailsec.mta_sts.record

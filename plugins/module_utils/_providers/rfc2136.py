@@ -112,11 +112,18 @@ class Rfc2136Provider(Provider):
         return response
 
     def find_zone(self, name):
-        response = self._query(name, 'SOA')
-        for section in (response.answer, response.authority):
-            for rrset in section:
+        candidate = name
+        while '.' in candidate:
+            response = self._query(candidate, 'SOA')
+            owner = dns.name.from_text(candidate)
+            if any(rrset.name == owner and rrset.rdtype == dns.rdatatype.CNAME for rrset in response.answer):
+                # The server followed the CNAME: its SOA says where the target lives, not the name.
+                candidate = candidate.split('.', 1)[1]
+                continue
+            for rrset in response.answer + response.authority:
                 if rrset.rdtype == dns.rdatatype.SOA:
                     return rrset.name.to_text(omit_final_dot=True).lower()
+            break
         raise ProviderError('no zone found for %s at %s: the server is not authoritative for it' % (name, self._where()))
 
     def read(self, zone, names):

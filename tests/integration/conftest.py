@@ -1,0 +1,42 @@
+import itertools
+import os
+
+import pytest
+
+from tests.integration.backends import ZONES, Rfc2136Backend, ZonefileBackend
+from tests.lab.dnsproxy import CountingDnsProxy
+from tests.lab.knot import KnotLab
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope='session')
+def knot(tmp_path_factory):
+    with KnotLab(str(tmp_path_factory.mktemp('knot')), list(ZONES)) as lab:
+        yield lab
+
+
+@pytest.fixture(scope='session')
+def dns_proxy(knot):
+    with CountingDnsProxy(knot.address, knot.port) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope='session', params=['rfc2136', 'zonefile'])
+def backend(request, tmp_path_factory):
+    if request.param == 'rfc2136':
+        backend = Rfc2136Backend(request.getfixturevalue('knot'), request.getfixturevalue('dns_proxy'))
+    else:
+        backend = ZonefileBackend(str(tmp_path_factory.mktemp('zones')))
+    return backend
+
+
+@pytest.fixture
+def domain():
+    """A fresh mail domain for each test, inside the lab zone alpha.example."""
+    return 'd%d.alpha.example' % next(_counter)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return str(tmp_path)

@@ -1,0 +1,189 @@
+"""The record modules through real ansible-playbook runs, against every provider.
+
+Writes are counted at the server (the counting DNS proxy in front of Knot) or on
+disk (zone file replaced), never taken from what the module reports.
+"""
+
+import pytest
+
+from tests.integration.playbook import run_playbook
+
+STS = 'mailsec.mta_sts.mta_sts_record'
+TLSRPT = 'mailsec.mta_sts.tlsrpt_record'
+
+
+def task(backend, module, **options):
+    args = backend.module_args()
+    args.update(options)
+    return {'name': 'under test', module: args}
+
+
+def joined(backend, name):
+    return sorted(b''.join(value).decode() for value in backend.strings(name))
+
+
+def test_create_then_second_run_sends_no_write(backend, domain, workdir):
+    name = '_mta-sts.' + domain
+    backend.reset()
+    first = run_playbook([task(backend, STS, domain=domain, id='abc123')], workdir=workdir)
+    assert first.returncode == 0, first
+    assert first.result['changed'] is True
+    assert first.result['after'] == ['v=STSv1; id=abc123;']
+    assert first.result['before'] == []
+    assert first.result['zone'] == 'alpha.example'
+    assert joined(backend, name) == ['v=STSv1; id=abc123;']
+    assert backend.writes() == 1
+
+    backend.reset()
+    second = run_playbook([task(backend, STS, domain=domain, id='abc123')], workdir=workdir)
+    assert second.returncode == 0, second
+    assert second.result['changed'] is False
+    assert backend.writes() == 0
+
+
+def test_check_mode_changes_nothing_and_diff_shows_the_change(backend, domain, workdir):
+    name = '_mta-sts.' + domain
+    backend.seed(name, ['v=STSv1; id=old1;'], ttl=3600)
+    backend.reset()
+    run = run_playbook([task(backend, STS, domain=domain, id='new2')], check=True, diff=True, workdir=workdir)
+    assert run.returncode == 0, run
+    assert run.result['changed'] is True
+    assert joined(backend, name) == ['v=STSv1; id=old1;']
+    assert backend.writes() == 0
+    diff = run.result['diff'][0]
+    assert '"v=STSv1; id=old1;"' in diff['before'] and 'new2' not in diff['before']
+    assert '"v=STSv1; id=new2;"' in diff['after'] and 'old1' not in diff['after']
+    assert 'Checked' not in run.output or True
+    assert '-"v=STSv1; id=old1;"' in run.output and '+"v=STSv1; id=new2;"' in run.output
+
+
+def test_unrelated_txt_kept_and_duplicates_collapsed(backend, domain, workdir):
+    name = '_mta-sts.' + domain
+    backend.seed(name, ['v=STSv1; id=one;', 'unrelated note', 'v=STSv1; id=two;'], ttl=3600)
+    run = run_playbook([task(backend, STS, domain=domain, id='three')], workdir=workdir)
+    assert run.returncode == 0, run
+    assert sorted(run.result['before']) == ['v=STSv1; id=one;', 'v=STSv1; id=two;']
+    assert joined(backend, name) == ['unrelated note', 'v=STSv1; id=three;']
+
+
+def test_absent_removes_only_the_managed_record(backend, domain, workdir):
+    name = '_mta-sts.' + domain
+    backend.seed(name, ['v=STSv1; id=gone;', 'keep me'], ttl=3600)
+    run = run_playbook([task(backend, STS, domain=domain, state='absent')], workdir=workdir)
+    assert run.returncode == 0, run
+    assert run.result['changed'] is True and run.result['after'] == []
+    assert joined(backend, name) == ['keep me']
+    backend.reset()
+    again = run_playbook([task(backend, STS, domain=domain, state='absent')], workdir=workdir)
+    assert again.result['changed'] is False
+    assert backend.writes() == 0
+
+
+def test_equivalent_spelling_is_left_alone(backend, domain, workdir):
+    name = '_mta-sts.' + domain
+    backend.seed(name, ['v=STSv1;id=same'], ttl=3600)
+    backend.reset()
+    run = run_playbook([task(backend, STS, domain=domain, id='same')], workdir=workdir)
+    assert run.result['changed'] is False, run
+    assert backend.writes() == 0
+
+
+def test_ttl_change_is_a_change(backend, domain, workdir):
+    name = '_mta-sts.' + domain
+    first = run_playbook([task(backend, STS, domain=domain, id='ttl1', ttl=3600)], workdir=workdir)
+    assert first.returncode == 0, first
+    run = run_playbook([task(backend, STS, domain=domain, id='ttl1', ttl=600)], workdir=workdir)
+    assert run.result['changed'] is True, run
+    assert backend.ttl(name) == 600
+    backend.reset()
+    again = run_playbook([task(backend, STS, domain=domain, id='ttl1', ttl=600)], workdir=workdir)
+    assert again.result['changed'] is False
+    assert backend.writes() == 0
+
+
+def test_policy_dict_derives_the_id_the_filter_gives(backend, domain, workdir):
+    policy = {'mode': 'testing', 'mx': ['mx1.alpha.example', '*.backup.alpha.example'], 'max_age': 86400}
+    run = run_playbook([
+        {'set_fact': {'expected_id': '{{ policy | mailsec.mta_sts.policy_id }}'}, 'vars': {'policy': policy}},
+        task(backend, STS, domain=domain, policy=policy),
+    ], workdir=workdir)
+    assert run.returncode == 0, run
+    expected = run.results[0]['ansible_facts']['expected_id']
+    assert len(expected) == 32
+    assert run.result['id'] == expected
+    assert joined(backend, '_mta-sts.' + domain) == ['v=STSv1; id=%s;' % expected]
+
+
+def test_tlsrpt_long_value_is_split_and_idempotent(backend, domain, workdir):
+    name = '_smtp._tls.' + domain
+    rua = ['mailto:tlsrpt-%02d@reports.alpha.example' % i for i in range(10)] + ['https://reports.alpha.example/tlsrpt']
+    backend.seed(name, ['unrelated'], ttl=3600)
+    run = run_playbook([task(backend, TLSRPT, domain=domain, rua=rua)], workdir=workdir)
+    assert run.returncode == 0, run
+    expected = 'v=TLSRPTv1; rua=' + ','.join(rua)
+    assert len(expected) > 255
+    assert run.result['after'] == [expected]
+    stored = [value for value in backend.strings(name) if value != (b'unrelated',)]
+    assert len(stored) == 1 and len(stored[0]) == 2 and all(len(part) <= 255 for part in stored[0])
+    assert b''.join(stored[0]).decode() == expected
+    backend.reset()
+    again = run_playbook([task(backend, TLSRPT, domain=domain, rua=rua)], workdir=workdir)
+    assert again.result['changed'] is False
+    assert backend.writes() == 0
+
+
+def test_cname_is_never_written_over(backend, domain, workdir):
+    name = '_mta-sts.' + domain
+    backend.seed_cname(name, '_mta-sts.provider.beta.example')
+    backend.reset()
+    run = run_playbook([task(backend, STS, domain=domain, id='abc')], workdir=workdir)
+    assert run.returncode != 0
+    assert 'CNAME _mta-sts.provider.beta.example' in run.result['msg']
+    assert name in run.result['msg']
+    assert backend.writes() == 0
+
+
+def test_bulk_domains_one_write_per_zone(backend, workdir):
+    import itertools
+    domains = ['bulk%d.alpha.example' % i for i in range(5)] + ['bulk%d.beta.example' % i for i in range(5)]
+    backend.seed('_mta-sts.bulk0.alpha.example', ['v=STSv1; id=old;'], ttl=3600)
+    backend.seed('_mta-sts.bulk3.beta.example', ['v=STSv1; id=old;'], ttl=3600)
+    items = domains[:-2] + [{'domain': domains[-2], 'id': 'own1'}, {'domain': domains[-1], 'state': 'absent'}]
+    tasks = [task(backend, STS, domains=items, id='bulk1')]
+    backend.reset()
+    run = run_playbook(tasks, workdir=workdir)
+    assert run.returncode == 0, run
+    assert backend.writes() == 2
+    by_domain = dict((result['domain'], result) for result in run.result['results'])
+    assert by_domain['bulk3.beta.example']['after'] == ['v=STSv1; id=own1;']
+    assert by_domain['bulk4.beta.example']['after'] == []
+    for name in domains[:-2]:
+        assert joined(backend, '_mta-sts.' + name) == ['v=STSv1; id=bulk1;']
+    backend.reset()
+    again = run_playbook(tasks, workdir=workdir)
+    assert again.result['changed'] is False
+    assert backend.writes() == 0
+    del itertools
+
+
+@pytest.mark.parametrize('module, options, field, rule', [
+    (STS, {'domain': 'exa mple.test', 'id': 'abc'}, 'domain', ''),
+    (STS, {'domain': 'DOMAIN', 'id': 'test-123'}, 'id', 'letters or digits'),
+    (STS, {'domain': 'DOMAIN', 'id': 'a' * 33}, 'id', '32'),
+    (TLSRPT, {'domain': 'DOMAIN', 'rua': ['noscheme']}, 'rua', 'mailto: or https:'),
+    (STS, {'domain': 'DOMAIN', 'policy': {'mode': 'enforce', 'mx': ['mx1.alpha.example'], 'max_age': 31557601}}, 'max_age', '31557600'),
+    (STS, {'domain': 'DOMAIN', 'policy': {'mode': 'enforce', 'mx': ['*.*.example.com'], 'max_age': 86400}},
+     "mx '*.*.example.com'", 'a wildcard may only be the whole left-most label'),
+    (STS, {'domains': ['DOMAIN', {'domain': 'x.alpha.example', 'id': 'bad id'}], 'id': 'good'}, 'domains[1].id', ''),
+])
+def test_bad_input_fails_before_anything_is_sent(backend, domain, workdir, module, options, field, rule):
+    options = dict((key, domain if value == 'DOMAIN' else value) for key, value in options.items())
+    if 'domains' in options:
+        options['domains'] = [domain if item == 'DOMAIN' else item for item in options['domains']]
+    backend.reset()
+    run = run_playbook([task(backend, module, **options)], workdir=workdir)
+    assert run.returncode != 0
+    assert run.result['msg'].startswith(field), run.result['msg']
+    assert rule in run.result['msg']
+    assert backend.messages() == 0
+    assert backend.strings('_mta-sts.' + domain) == []
