@@ -1,6 +1,4 @@
 import itertools
-import os
-
 import pytest
 
 from tests.integration.backends import ZONES, Rfc2136Backend, ZonefileBackend
@@ -22,10 +20,15 @@ def dns_proxy(knot):
         yield proxy
 
 
+@pytest.fixture(scope='session')
+def rfc2136(knot, dns_proxy):
+    return Rfc2136Backend(knot, dns_proxy)
+
+
 @pytest.fixture(scope='session', params=['rfc2136', 'zonefile'])
 def backend(request, tmp_path_factory):
     if request.param == 'rfc2136':
-        backend = Rfc2136Backend(request.getfixturevalue('knot'), request.getfixturevalue('dns_proxy'))
+        backend = request.getfixturevalue('rfc2136')
     else:
         backend = ZonefileBackend(str(tmp_path_factory.mktemp('zones')))
     return backend

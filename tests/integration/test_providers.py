@@ -1,0 +1,60 @@
+"""Provider behaviour that a playbook cannot show: concurrent edits, and secrets under -vvv."""
+
+import base64
+
+import pytest
+
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.registry import PROVIDERS
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import STS_RECORD
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import plan_name
+from tests.integration.playbook import run_playbook
+
+
+def _provider(backend):
+    params = dict((name, spec.get('default')) for cls in PROVIDERS.values() for name, spec in cls.OPTIONS.items())
+    params.update(backend.module_args())
+    return PROVIDERS[params['provider']].from_params(params)
+
+
+def test_concurrent_edit_between_read_and_write_is_refused(backend, domain):
+    name = '_mta-sts.' + domain
+    backend.seed(name, ['v=STSv1; id=before;'], ttl=3600)
+    provider = _provider(backend)
+    zone = provider.find_zone(name)
+    rrset = provider.read(zone, [name])[name]
+    change = plan_name(rrset, 'v=STSv1; id=ours;', STS_RECORD.is_managed, STS_RECORD.same, 3600)
+    backend.seed(name, ['someone else was here'], ttl=3600)
+    with pytest.raises(ProviderError) as error:
+        provider.apply(zone, [change])
+    assert 'changed' in str(error.value) and 're-run' in str(error.value)
+    # Refused whole: the other writer's value is there, ours is not.
+    assert sorted(b''.join(v).decode() for v in backend.strings(name)) == ['someone else was here', 'v=STSv1; id=before;']
+
+
+def test_wrong_tsig_key_fails_clearly_and_no_secret_is_shown(rfc2136, domain, workdir):
+    backend = rfc2136
+    wrong = base64.b64encode(b'not the key, 32 bytes long......').decode()
+    args = backend.module_args()
+    right = args['key_secret']
+    args['key_secret'] = wrong
+    backend.reset()
+    run = run_playbook([{'mailsec.mta_sts.mta_sts_record': dict(args, domain=domain, id='abc')}], verbosity=3, workdir=workdir)
+    assert run.returncode != 0
+    assert "rejected TSIG key '%s'" % args['key_name'] in run.result['msg']
+    assert wrong not in run.output and right not in run.output
+    assert backend.writes() == 0
+
+    ok = run_playbook([{'mailsec.mta_sts.mta_sts_record': dict(args, domain=domain, id='abc', key_secret=right)}],
+                      verbosity=3, diff=True, workdir=workdir)
+    assert ok.returncode == 0, ok
+    assert right not in ok.output
+
+
+def test_secret_from_environment_is_not_shown(rfc2136, domain, workdir):
+    args = rfc2136.module_args()
+    secret = args.pop('key_secret')
+    run = run_playbook([{'mailsec.mta_sts.tlsrpt_record': dict(args, domain=domain, rua=['mailto:r@alpha.example'])}],
+                       verbosity=3, env={'MAILSEC_RFC2136_KEY_SECRET': secret}, workdir=workdir)
+    assert run.returncode == 0, run
+    assert secret not in run.output
