@@ -15,10 +15,13 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import tests.conftest  # noqa: E402,F401  (links the collection under .build/collections)
+from tests.conftest import link_collection  # noqa: E402
 from tests.integration.playbook import run_playbook  # noqa: E402
 from tests.lab.dnsproxy import CountingDnsProxy  # noqa: E402
 from tests.lab.knot import KnotLab  # noqa: E402
+
+
+POLICY = {'mode': 'testing', 'mx': ['mx1.example.net'], 'max_age': 86400}
 
 
 def measure(knot, proxy, workdir, domains, zone=None):
@@ -27,8 +30,7 @@ def measure(knot, proxy, workdir, domains, zone=None):
     if zone:
         provider['zone'] = zone
     tasks = [
-        {'mailsec.mta_sts.mta_sts_record': dict(provider, domains=domains,
-                                                 policy={'mode': 'testing', 'mx': ['mx1.example.net'], 'max_age': 86400})},
+        {'mailsec.mta_sts.mta_sts_record': dict(provider, domains=domains, policy=POLICY)},
         {'mailsec.mta_sts.tlsrpt_record': dict(provider, domains=domains, rua=['mailto:tlsrpt@example.net'])},
     ]
     rows = []
@@ -50,6 +52,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--domains', type=int, default=100)
     args = parser.parse_args()
+    link_collection()
     zones = ['bench%03d.example' % i for i in range(args.domains)]
     shared = ['mail%03d.shared.example' % i for i in range(args.domains)]
     print('| layout | phase | UPDATE | SOA queries | TXT queries | AXFR | records changed | wall time (s) |')

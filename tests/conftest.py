@@ -13,7 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS_PATH = os.path.join(REPO, '.build', 'collections')
 
 
-def _link_collection():
+def link_collection():
     parent = os.path.join(COLLECTIONS_PATH, 'ansible_collections', 'mailsec')
     link = os.path.join(parent, 'mta_sts')
     if not os.path.islink(link):
@@ -21,6 +21,6 @@ def _link_collection():
         os.symlink(os.path.relpath(REPO, parent), link)
 
 
-_link_collection()
+link_collection()
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)

@@ -41,7 +41,7 @@ options:
       - Mutually exclusive with O(id).
     type: raw
 author:
-  - mailsec maintainers
+  - mailsec maintainers (@mailsec)
 seealso:
   - module: mailsec.mta_sts.tlsrpt_record
   - name: RFC 8461 (SMTP MTA Strict Transport Security)

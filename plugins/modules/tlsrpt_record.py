@@ -33,7 +33,7 @@ options:
     type: list
     elements: str
 author:
-  - mailsec maintainers
+  - mailsec maintainers (@mailsec)
 seealso:
   - module: mailsec.mta_sts.mta_sts_record
   - name: RFC 8460 (SMTP TLS Reporting)

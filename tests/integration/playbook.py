@@ -64,7 +64,7 @@ def run_playbook(tasks, check=False, diff=False, verbosity=0, env=None, workdir=
         command.append('--diff')
     if verbosity:
         command.append('-' + 'v' * verbosity)
-    proc = subprocess.run(command, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    proc = subprocess.run(command, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
     results = []
     if os.path.exists(results_file):
         with open(results_file) as handle:

@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) mailsec.mta_sts contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Jinja2 filters over the pure MTA-STS / TLS-RPT core; documented in the .yml files next to this one."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _mx, _policy, _tlsrpt
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
+
+
+def _plain(value):
+    """Templated data as plain dicts/lists, so the core's type checks see what the user wrote."""
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, Mapping):
+        return dict((key, _plain(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _wrap(function):
+    def filter_function(*args):
+        try:
+            return function(*[_plain(arg) for arg in args])
+        except ValidationError as exc:
+            raise AnsibleFilterError(str(exc))
+    filter_function.__name__ = function.__name__
+    filter_function.__doc__ = function.__doc__
+    return filter_function
+
+
+def mx_match(host, patterns):
+    """``host | mx_match(pattern_or_list)``: whether an MX host is covered by the patterns."""
+    return _mx.matches_any(patterns, host)
+
+
+class FilterModule(object):
+
+    def filters(self):
+        return {
+            'parse_policy': _wrap(_policy.parse_policy),
+            'parse_sts_record': _wrap(_policy.parse_sts_record),
+            'parse_tlsrpt_record': _wrap(_tlsrpt.parse_tlsrpt_record),
+            'render_policy': _wrap(_policy.render_policy),
+            'policy_id': _wrap(_policy.policy_id),
+            'mx_match': _wrap(mx_match),
+        }
