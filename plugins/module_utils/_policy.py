@@ -207,7 +207,7 @@ def parse_policy(text):
         try:
             text = data.decode('utf-8')
         except UnicodeDecodeError as exc:
-            raise ValidationError('policy', 'byte %d' % exc.start, 'is not valid UTF-8')
+            raise ValidationError('policy', data[int(exc.start):int(exc.end)], 'is not valid UTF-8')
     if not isinstance(text, str):
         raise ValidationError('policy', text, 'must be a string or bytes')
     seen = {}
