@@ -29,7 +29,25 @@ def _quote(value):
     return '"%s"' % value
 
 
-class Rfc2136Backend:
+class Backend:
+    """Inspection common to all backends; ``zone(name)`` gives a dnspython Zone read without our code."""
+
+    def _rrset(self, name):
+        node = self.zone(_zone_of(name)).get_node(dns.name.from_text(name))
+        if node is None:
+            return None
+        return node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.TXT)
+
+    def strings(self, name):
+        rdataset = self._rrset(name)
+        return sorted(tuple(rdata.strings) for rdata in rdataset) if rdataset else []
+
+    def ttl(self, name):
+        rdataset = self._rrset(name)
+        return rdataset.ttl if rdataset else None
+
+
+class Rfc2136Backend(Backend):
     name = 'rfc2136'
 
     def __init__(self, knot, proxy):
@@ -51,20 +69,8 @@ class Rfc2136Backend:
     def seed_cname(self, name, target):
         self.knot.add_records(_zone_of(name), ['%s. 300 IN CNAME %s.' % (name, target)])
 
-    def _rrset(self, name):
-        zone = self.knot.axfr(_zone_of(name))
-        node = zone.get_node(dns.name.from_text(name))
-        if node is None:
-            return None
-        return node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.TXT)
-
-    def strings(self, name):
-        rdataset = self._rrset(name)
-        return sorted(tuple(rdata.strings) for rdata in rdataset) if rdataset else []
-
-    def ttl(self, name):
-        rdataset = self._rrset(name)
-        return rdataset.ttl if rdataset else None
+    def zone(self, zone):
+        return self.knot.axfr(zone)
 
     def reset(self):
         self.proxy.reset()
@@ -77,7 +83,7 @@ class Rfc2136Backend:
         return counts.get('QUERY', 0) + counts.get('UPDATE', 0)
 
 
-class ZonefileBackend:
+class ZonefileBackend(Backend):
     name = 'zonefile'
 
     def __init__(self, directory):
@@ -120,21 +126,8 @@ class ZonefileBackend:
             handle.write('%s. 300 IN CNAME %s.\n' % (name, target))
         self.reset()
 
-    def _rrset(self, name):
-        zone = _zone_of(name)
-        parsed = dns.zone.from_file(self.path(zone), origin=zone, relativize=False)
-        node = parsed.get_node(dns.name.from_text(name))
-        if node is None:
-            return None
-        return node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.TXT)
-
-    def strings(self, name):
-        rdataset = self._rrset(name)
-        return sorted(tuple(rdata.strings) for rdata in rdataset) if rdataset else []
-
-    def ttl(self, name):
-        rdataset = self._rrset(name)
-        return rdataset.ttl if rdataset else None
+    def zone(self, zone):
+        return dns.zone.from_file(self.path(zone), origin=zone, relativize=False)
 
     def _state(self):
         state = {}
