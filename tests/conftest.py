@@ -7,7 +7,6 @@ integration tests (``ANSIBLE_COLLECTIONS_PATH``).
 """
 
 import os
-import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS_PATH = os.path.join(REPO, '.build', 'collections')
@@ -21,6 +20,13 @@ def link_collection():
         os.symlink(os.path.relpath(REPO, parent), link)
 
 
+def install_collection_finder():
+    """Import collections the way Ansible does (as ansible-test units does), so plugin loaders find ours."""
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+    if AnsibleCollectionConfig.collection_finder is None:
+        _AnsibleCollectionFinder(paths=[COLLECTIONS_PATH])._install()
+
+
 link_collection()
-if COLLECTIONS_PATH not in sys.path:
-    sys.path.insert(0, COLLECTIONS_PATH)
+install_collection_finder()

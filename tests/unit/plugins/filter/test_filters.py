@@ -1,14 +1,10 @@
 # -*- coding: utf-8 -*-
-import os
-import sys
 
 import pytest
 
 from ansible.errors import AnsibleError, AnsibleFilterError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from ansible.utils.collection_loader import AnsibleCollectionConfig
-from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
 from ansible_collections.mailsec.mta_sts.plugins.filter.mta_sts import FilterModule
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _policy
@@ -27,33 +23,10 @@ VARIABLES = {
 RENDERED = 'version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmax_age: 604800\r\n'
 
 
-def _collection_modules():
-    return [name for name in sys.modules if name == 'ansible_collections' or name.startswith('ansible_collections.')]
-
-
 @pytest.fixture(scope='module')
 def templar():
-    """A real Templar that resolves ``mailsec.mta_sts.*`` filters through Ansible's collection loader.
-
-    tests/conftest.py makes the collection importable as plain namespace
-    packages, which Ansible's plugin loader cannot use (no collection metadata,
-    no package paths). For these tests the collection is imported afresh by
-    Ansible's own finder; the modules other tests use are put back afterwards.
-    """
-    if AnsibleCollectionConfig.collection_finder is not None:
-        yield Templar(loader=DataLoader(), variables=VARIABLES)
-        return
-    import ansible_collections
-    paths = [os.path.dirname(path) for path in ansible_collections.__path__]
-    saved = dict((name, sys.modules.pop(name)) for name in _collection_modules())
-    _AnsibleCollectionFinder(paths=paths)._install()
-    try:
-        yield Templar(loader=DataLoader(), variables=VARIABLES)
-    finally:
-        _AnsibleCollectionFinder._remove()
-        for name in _collection_modules():
-            del sys.modules[name]
-        sys.modules.update(saved)
+    """A real Templar; tests/conftest.py installed Ansible's collection finder, so it resolves our filters."""
+    return Templar(loader=DataLoader(), variables=VARIABLES)
 
 
 def render(templar, expression):
