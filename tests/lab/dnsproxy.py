@@ -118,9 +118,10 @@ class CountingDnsProxy:
             conns = list(self._conns)
         for sock in conns:
             _shutdown(sock)
-        for thread in list(self._threads):
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for thread in threads:
             thread.join(timeout=UPSTREAM_TIMEOUT + 1)
-        self._threads.clear()
 
     def __enter__(self):
         return self.start()
@@ -131,9 +132,11 @@ class CountingDnsProxy:
     def _spawn(self, target, *args):
         thread = threading.Thread(target=target, args=args, daemon=True,
                                   name=f'dnsproxy-{target.__name__}')
-        # Forget finished threads so a long benchmark does not pile them up.
-        self._threads = [t for t in self._threads if t.is_alive()]
-        self._threads.append(thread)
+        # Both listener threads spawn; forget finished threads so a long
+        # benchmark does not pile them up.
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
         thread.start()
 
     def _track(self, sock, add=True):

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+import weakref
 
 import dns.exception
 import dns.message
@@ -29,6 +30,7 @@ import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
+import dns.zone
 
 KEY_ALGORITHM = 'hmac-sha256'
 KEY_NAME = 'mailsec-lab'
@@ -45,11 +47,11 @@ def free_port(address='127.0.0.1'):
 
     The kernel picks a free TCP port; UDP is checked separately because
     the two port spaces are independent.  There is an unavoidable window
-    between closing these sockets and Knot binding the port; the retry in
-    ``KnotLab.start`` is not worth it for a loopback test lab.
+    between closing these sockets and Knot binding the port, which
+    ``KnotLab.start`` covers by retrying with another port.
     """
     family = socket.AF_INET6 if ':' in address else socket.AF_INET
-    for _ in range(50):
+    for _attempt in range(50):
         with socket.socket(family, socket.SOCK_STREAM) as tcp:
             tcp.bind((address, 0))
             port = tcp.getsockname()[1]
@@ -101,6 +103,7 @@ class KnotLab:
         # 32 random bytes, the size of an HMAC-SHA256 output (RFC 8945 4.5.2).
         self._key_secret = base64.b64encode(secrets.token_bytes(32)).decode()
         self._proc = None
+        self._finalizer = None
         self._log = None
         self.startup_seconds = None
 
@@ -246,9 +249,22 @@ class KnotLab:
         knotd = shutil.which('knotd') or '/usr/sbin/knotd'
         if not os.path.exists(knotd):
             raise LabError('knotd not found (apt-get install knot)')
-        if self._port is None:
-            self._port = free_port(self._address)
         os.makedirs(self.workdir, exist_ok=True)
+        # A port we picked can be taken by someone else before knotd binds
+        # it; then pick another.  A port the caller chose is not retried.
+        attempts = 3 if self._port is None else 1
+        for attempt in range(attempts):
+            if attempts > 1:
+                self._port = free_port(self._address)
+            try:
+                self._launch(knotd, detach)
+                return self
+            except LabError:
+                if attempt + 1 == attempts or 'address already in use' not in self.log_tail():
+                    raise
+        raise AssertionError('unreachable')
+
+    def _launch(self, knotd, detach):
         self._write_files()
         began = time.monotonic()
         self._log = open(self.log_path, 'wb')
@@ -256,13 +272,16 @@ class KnotLab:
             [knotd, '-c', self.conf_path],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=detach, close_fds=True)
+        if not detach:
+            # A test run that dies on an exception or Ctrl-C must not leave
+            # knotd behind: stop it when this object goes or Python exits.
+            self._finalizer = weakref.finalize(self, _terminate, self._proc)
         try:
             self._wait_ready(began + START_TIMEOUT)
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - began
-        return self
 
     def _wait_ready(self, deadline):
         # Zones load in background workers; until then Knot answers SERVFAIL
@@ -281,12 +300,15 @@ class KnotLab:
                 time.sleep(0.01)
 
     def _soa_ok(self, zone):
+        # Signed with the lab key, so that only *our* knotd can pass: an
+        # other server that grabbed the port answers BADKEY or BADSIG.
         # TCP, because a refused connection fails at once while a UDP query
         # to a port nobody listens on yet just times out.
         q = dns.message.make_query(zone + '.', 'SOA')
+        q.use_tsig(self.keyring, algorithm=dns.tsig.HMAC_SHA256)
         try:
             r = dns.query.tcp(q, self._address, port=self._port, timeout=1)
-        except (OSError, EOFError, dns.exception.Timeout):
+        except (OSError, EOFError, dns.exception.DNSException):
             return False
         return r.rcode() == dns.rcode.NOERROR and any(
             rr.rdtype == dns.rdatatype.SOA for rr in r.answer)
@@ -297,13 +319,11 @@ class KnotLab:
     def stop(self):
         """Terminate knotd and wait for it to exit (killing it if it hangs)."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if proc is not None:
+            _terminate(proc)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -359,10 +379,19 @@ class KnotLab:
 
     def axfr(self, zone):
         """Whole zone as a ``dns.zone.Zone`` via TSIG-signed AXFR."""
-        import dns.zone
         xfr = dns.query.xfr(self._address, zone, port=self._port, keyring=self.keyring,
                             keyalgorithm=dns.tsig.HMAC_SHA256, timeout=5)
         return dns.zone.from_xfr(xfr)
+
+
+def _terminate(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _rrset_from_line(line, origin):
