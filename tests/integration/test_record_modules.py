@@ -22,6 +22,15 @@ def joined(backend, name):
     return sorted(b''.join(value).decode() for value in backend.strings(name))
 
 
+def assert_no_change_and_no_write(backend, tasks, workdir):
+    """Run ``tasks`` again: nothing may change and the provider must receive no write."""
+    backend.reset()
+    run = run_playbook(tasks, workdir=workdir)
+    assert run.returncode == 0, run
+    assert run.result['changed'] is False, run
+    assert backend.writes() == 0
+
+
 def test_create_then_second_run_sends_no_write(backend, domain, workdir):
     name = '_mta-sts.' + domain
     backend.reset()
@@ -34,11 +43,7 @@ def test_create_then_second_run_sends_no_write(backend, domain, workdir):
     assert joined(backend, name) == ['v=STSv1; id=abc123;']
     assert backend.writes() == 1
 
-    backend.reset()
-    second = run_playbook([task(backend, STS, domain=domain, id='abc123')], workdir=workdir)
-    assert second.returncode == 0, second
-    assert second.result['changed'] is False
-    assert backend.writes() == 0
+    assert_no_change_and_no_write(backend, [task(backend, STS, domain=domain, id='abc123')], workdir)
 
 
 def test_check_mode_changes_nothing_and_diff_shows_the_change(backend, domain, workdir):
@@ -72,19 +77,13 @@ def test_absent_removes_only_the_managed_record(backend, domain, workdir):
     assert run.returncode == 0, run
     assert run.result['changed'] is True and run.result['after'] == []
     assert joined(backend, name) == ['keep me']
-    backend.reset()
-    again = run_playbook([task(backend, STS, domain=domain, state='absent')], workdir=workdir)
-    assert again.result['changed'] is False
-    assert backend.writes() == 0
+    assert_no_change_and_no_write(backend, [task(backend, STS, domain=domain, state='absent')], workdir)
 
 
 def test_equivalent_spelling_is_left_alone(backend, domain, workdir):
     name = '_mta-sts.' + domain
     backend.seed(name, ['v=STSv1;id=same'], ttl=3600)
-    backend.reset()
-    run = run_playbook([task(backend, STS, domain=domain, id='same')], workdir=workdir)
-    assert run.result['changed'] is False, run
-    assert backend.writes() == 0
+    assert_no_change_and_no_write(backend, [task(backend, STS, domain=domain, id='same')], workdir)
 
 
 def test_ttl_change_is_a_change(backend, domain, workdir):
@@ -94,10 +93,7 @@ def test_ttl_change_is_a_change(backend, domain, workdir):
     run = run_playbook([task(backend, STS, domain=domain, id='ttl1', ttl=600)], workdir=workdir)
     assert run.result['changed'] is True, run
     assert backend.ttl(name) == 600
-    backend.reset()
-    again = run_playbook([task(backend, STS, domain=domain, id='ttl1', ttl=600)], workdir=workdir)
-    assert again.result['changed'] is False
-    assert backend.writes() == 0
+    assert_no_change_and_no_write(backend, [task(backend, STS, domain=domain, id='ttl1', ttl=600)], workdir)
 
 
 def test_policy_dict_derives_the_id_the_filter_gives(backend, domain, workdir):
@@ -125,10 +121,7 @@ def test_tlsrpt_long_value_is_split_and_idempotent(backend, domain, workdir):
     stored = [value for value in backend.strings(name) if value != (b'unrelated',)]
     assert len(stored) == 1 and len(stored[0]) == 2 and all(len(part) <= 255 for part in stored[0])
     assert b''.join(stored[0]).decode() == expected
-    backend.reset()
-    again = run_playbook([task(backend, TLSRPT, domain=domain, rua=rua)], workdir=workdir)
-    assert again.result['changed'] is False
-    assert backend.writes() == 0
+    assert_no_change_and_no_write(backend, [task(backend, TLSRPT, domain=domain, rua=rua)], workdir)
 
 
 def test_cname_is_never_written_over(backend, domain, workdir):
@@ -157,10 +150,7 @@ def test_bulk_domains_one_write_per_zone(backend, workdir):
     assert by_domain['bulk4.beta.example']['after'] == []
     for name in domains[:-2]:
         assert joined(backend, '_mta-sts.' + name) == ['v=STSv1; id=bulk1;']
-    backend.reset()
-    again = run_playbook(tasks, workdir=workdir)
-    assert again.result['changed'] is False
-    assert backend.writes() == 0
+    assert_no_change_and_no_write(backend, tasks, workdir)
 
 
 @pytest.mark.parametrize('module, options, field, rule', [

@@ -202,40 +202,30 @@ class CountingDnsProxy:
         back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
         back.start()
         try:
-            self._pump_counting(client, upstream)
+            _pump(client, upstream, self._message_counter())
         finally:
             back.join(timeout=UPSTREAM_TIMEOUT)
             for sock in (client, upstream):
                 self._track(sock, add=False)
                 sock.close()
 
-    def _pump_counting(self, src, dst):
-        # Forward each chunk as soon as it arrives, but count the complete
-        # length-prefixed messages in it first (see the module docstring).
-        pending = b''
-        while True:
-            try:
-                chunk = src.recv(65536)
-            except OSError:
-                chunk = b''
-            if not chunk:
-                _shutdown(dst, socket.SHUT_WR)
-                return
-            pending += chunk
+    def _message_counter(self):
+        """A chunk callback that counts each complete length-prefixed message (see the module docstring)."""
+        pending = bytearray()
+
+        def count_chunk(chunk):
+            pending.extend(chunk)
             while len(pending) >= 2:
                 size = struct.unpack('!H', pending[:2])[0]
                 if len(pending) < 2 + size:
                     break
-                self._count(pending[2:2 + size])
-                pending = pending[2 + size:]
-            try:
-                dst.sendall(chunk)
-            except OSError:
-                return
+                self._count(bytes(pending[2:2 + size]))
+                del pending[:2 + size]
+        return count_chunk
 
 
-def _pump(src, dst):
-    """Copy bytes until EOF, then pass the EOF on."""
+def _pump(src, dst, on_chunk=None):
+    """Copy bytes until EOF, then pass the EOF on; ``on_chunk`` sees each chunk before it is forwarded."""
     while True:
         try:
             chunk = src.recv(65536)
@@ -244,6 +234,8 @@ def _pump(src, dst):
         if not chunk:
             _shutdown(dst, socket.SHUT_WR)
             return
+        if on_chunk is not None:
+            on_chunk(chunk)
         try:
             dst.sendall(chunk)
         except OSError:
