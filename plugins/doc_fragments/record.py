@@ -37,10 +37,16 @@ options:
   provider:
     description:
       - The DNS provider that holds the zone. Each provider has its own options, documented below.
-      - V(zonefile) edits RFC 1035 zone files on disk, V(rfc2136) sends dynamic updates to an authoritative server.
+      - V(zonefile) edits RFC 1035 zone files on disk, V(rfc2136) sends dynamic updates to an authoritative server,
+        V(route53) uses Amazon Route 53 through boto3, V(cloudflare) uses the Cloudflare API through its official SDK.
     type: str
     required: true
-    choices: [rfc2136, zonefile]
+    choices: [cloudflare, rfc2136, route53, zonefile]
+  timeout:
+    description:
+      - Seconds to wait for each answer from the provider.
+    type: float
+    default: 10.0
 notes:
   - Only TXT values that start with the record's version tag are managed; two or more of them are
     collapsed into one, because receivers ignore a domain that has several.
@@ -51,6 +57,8 @@ notes:
     changes nothing writes nothing.
 requirements:
   - dnspython (provider V(rfc2136))
+  - boto3 (provider V(route53))
+  - cloudflare >= 4 (provider V(cloudflare))
 '''
 
     ATTRIBUTES = r'''

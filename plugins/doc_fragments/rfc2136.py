@@ -38,9 +38,4 @@ options:
     type: str
     default: hmac-sha256
     choices: [hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224, hmac-sha1, hmac-md5]
-  timeout:
-    description:
-      - Seconds to wait for each answer from the provider.
-    type: float
-    default: 10.0
 '''

@@ -20,6 +20,7 @@ COMMON_OPTIONS = dict(
     ttl=dict(type='int', default=3600),
     zone=dict(type='str'),
     provider=dict(type='str', required=True, choices=sorted(PROVIDERS)),
+    timeout=dict(type='float', default=10.0),
 )
 
 

@@ -49,8 +49,11 @@ def to_presentation(strings):
     return ' '.join(out)
 
 
-def parse_presentation(text):
-    """Zone-file TXT rdata (quoted or bare strings, ``\\X`` and ``\\DDD`` escapes) to character-strings."""
+def parse_presentation(text, octal=False):
+    """Zone-file TXT rdata (quoted or bare strings, ``\\X`` and ``\\DDD`` escapes) to character-strings.
+
+    ``octal``: three-digit escapes are octal, as Route 53 writes them, not decimal as RFC 1035 says.
+    """
     strings = []
     i = 0
     n = len(text)
@@ -73,7 +76,7 @@ def parse_presentation(text):
             if ch == '\\':
                 digits = text[i + 1:i + 4]
                 if len(digits) == 3 and digits.isdigit():
-                    value = int(digits)
+                    value = int(digits, 8 if octal else 10)
                     if value > 255:
                         raise ValueError('TXT escape \\%s is over 255' % digits)
                     buf.append(value)
@@ -103,6 +106,11 @@ class TxtRRset(object):
         self.ttl = ttl
         self.values = list(values or [])
         self.cname = cname
+        # Providers that keep a TTL per value (Cloudflare) record it here; DNS has one per RRset.
+        self.value_ttls = {}
+
+    def ttl_of(self, value):
+        return self.value_ttls.get(value, self.ttl)
 
     def __repr__(self):
         return 'TxtRRset(%r, ttl=%r, values=%r, cname=%r)' % (self.name, self.ttl, self.values, self.cname)
@@ -153,7 +161,7 @@ def plan_name(rrset, wanted, is_managed, same, ttl):
         kept = []
     elif len(managed) == 1 and same(join_value(managed[0]), wanted):
         kept = managed
-        if before and rrset.ttl != ttl:
+        if rrset.ttl_of(managed[0]) != ttl:
             remove = managed
             add = managed
     else:
@@ -163,7 +171,7 @@ def plan_name(rrset, wanted, is_managed, same, ttl):
     after = others + kept
     return NameChange(
         name=rrset.name,
-        before_ttl=rrset.ttl,
+        before_ttl=rrset.ttl_of(managed[0]) if managed else rrset.ttl,
         ttl=ttl,
         before=before,
         after=after,

@@ -22,6 +22,9 @@ extends_documentation_fragment:
   - mailsec.mta_sts.record.attributes
   - mailsec.mta_sts.zonefile
   - mailsec.mta_sts.rfc2136
+  - mailsec.mta_sts.route53
+  - mailsec.mta_sts.cloudflare
+  - mailsec.mta_sts.retry
 options:
   domains:
     description:

@@ -12,11 +12,15 @@ would be missing there.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.cloudflare import CloudflareProvider
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.rfc2136 import Rfc2136Provider
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.route53 import Route53Provider
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.zonefile import ZonefileProvider
 
 PROVIDERS = {
+    'cloudflare': CloudflareProvider,
     'rfc2136': Rfc2136Provider,
+    'route53': Route53Provider,
     'zonefile': ZonefileProvider,
 }
 

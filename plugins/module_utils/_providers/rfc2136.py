@@ -46,7 +46,6 @@ class Rfc2136Provider(Provider):
         'key_name': {'type': 'str', 'fallback': (env_fallback, ['MAILSEC_RFC2136_KEY_NAME'])},
         'key_secret': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['MAILSEC_RFC2136_KEY_SECRET'])},
         'key_algorithm': {'type': 'str', 'default': 'hmac-sha256', 'choices': list(ALGORITHMS)},
-        'timeout': {'type': 'float', 'default': 10.0},
     }
 
     def __init__(self, server, port=53, key_name=None, key_secret=None, key_algorithm='hmac-sha256', timeout=10.0):

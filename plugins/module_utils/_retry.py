@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) mailsec.mta_sts contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The one retry layer of the cloud providers: bounded exponential backoff, honouring Retry-After.
+
+The SDKs' own retries are turned off where the clients are made, so attempts
+never multiply. Every request a provider makes goes through ``Retrier.call``,
+which also counts them.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import random
+import time
+
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
+
+RETRY_OPTIONS = {
+    'max_retries': {'type': 'int', 'default': 8},
+    'retry_max_seconds': {'type': 'float', 'default': 120.0},
+}
+
+
+class Retryable(Exception):
+    """Raised by a classifier for a failure worth another attempt (throttling, 5xx, a dropped connection)."""
+
+    def __init__(self, reason, retry_after=None):
+        super(Retryable, self).__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class Retrier(object):
+    def __init__(self, max_retries=8, max_seconds=120.0, base_delay=0.5, max_delay=20.0,
+                 sleep=time.sleep, clock=time.monotonic, jitter=random.random):
+        self.max_retries = max_retries
+        self.max_seconds = max_seconds
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.sleep = sleep
+        self.clock = clock
+        self.jitter = jitter
+        self.requests = 0
+        self.retries = 0
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(max_retries=params.get('max_retries', 8), max_seconds=params.get('retry_max_seconds', 120.0))
+
+    def delay(self, attempt, retry_after):
+        """Full-jitter exponential backoff, never shorter than what the server asked for."""
+        backoff = min(self.max_delay, self.base_delay * (2 ** attempt)) * (0.5 + self.jitter() / 2)
+        if retry_after is not None:
+            backoff = max(backoff, float(retry_after))
+        return backoff
+
+    def call(self, request, classify, what):
+        """Run ``request()``; on an error ``classify(exc)`` raises Retryable to retry, or returns to let it through.
+
+        ``what`` names the request in the error when giving up.
+        """
+        started = self.clock()
+        attempt = 0
+        while True:
+            self.requests += 1
+            try:
+                return request()
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                try:
+                    classify(exc)
+                except Retryable as retryable:
+                    wait = self.delay(attempt, retryable.retry_after)
+                    spent = self.clock() - started
+                    if attempt >= self.max_retries or spent + wait > self.max_seconds:
+                        raise ProviderError('%s: gave up after %d attempts in %.1f s, last: %s'
+                                            % (what, attempt + 1, spent, retryable.reason))
+                    attempt += 1
+                    self.retries += 1
+                    self.sleep(wait)
+                    continue
+                raise
