@@ -9,6 +9,7 @@ import os
 import textwrap
 
 import dns.name
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.zone
@@ -30,24 +31,27 @@ def _quote(value):
 
 
 class Backend:
-    """Inspection common to all backends; ``zone(name)`` gives a dnspython Zone read without our code."""
-
-    def _rrset(self, name):
-        node = self.zone(_zone_of(name)).get_node(dns.name.from_text(name))
-        if node is None:
-            return None
-        return node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.TXT)
+    """Inspection common to all backends: ``txt(name)`` gives (ttl, [values as tuples of bytes]) read without our code."""
 
     def strings(self, name):
-        rdataset = self._rrset(name)
-        return sorted(tuple(rdata.strings) for rdata in rdataset) if rdataset else []
+        return sorted(self.txt(name)[1])
 
     def ttl(self, name):
-        rdataset = self._rrset(name)
-        return rdataset.ttl if rdataset else None
+        return self.txt(name)[0]
 
 
-class Rfc2136Backend(Backend):
+class ZoneBackend(Backend):
+    """Backends whose whole zone dnspython can read (``zone(name)``)."""
+
+    def txt(self, name):
+        node = self.zone(_zone_of(name)).get_node(dns.name.from_text(name))
+        rdataset = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.TXT) if node is not None else None
+        if not rdataset:
+            return None, []
+        return rdataset.ttl, [tuple(rdata.strings) for rdata in rdataset]
+
+
+class Rfc2136Backend(ZoneBackend):
     name = 'rfc2136'
 
     def __init__(self, knot, proxy):
@@ -83,7 +87,7 @@ class Rfc2136Backend(Backend):
         return counts.get('QUERY', 0) + counts.get('UPDATE', 0)
 
 
-class ZonefileBackend(Backend):
+class ZonefileBackend(ZoneBackend):
     name = 'zonefile'
 
     def __init__(self, directory):
@@ -153,3 +157,97 @@ class ZonefileBackend(Backend):
             with open(self.path(zone)) as handle:
                 texts[zone] = handle.read()
         return texts
+
+
+def _txt_strings(presentation):
+    """A TXT value as an API returns it (quoted strings) to its character-strings, parsed by dnspython."""
+    return tuple(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, presentation).strings)
+
+
+class Route53Backend(Backend):
+    """moto's server behind the fault proxy; writes counted at the proxy."""
+    name = 'route53'
+
+    def __init__(self, moto, proxy):
+        self.moto = moto
+        self.proxy = proxy
+        self.client = moto.client()
+        self.zone_ids = dict((zone, moto.create_zone(zone)) for zone in ZONES)
+
+    def module_args(self):
+        return {
+            'provider': 'route53',
+            'endpoint_url': self.proxy.endpoint_url,
+            'aws_access_key_id': 'AKIDLAB',
+            'aws_secret_access_key': 'lab-secret-key',
+            'retry_max_seconds': 30,
+        }
+
+    def _sets(self, name):
+        answer = self.client.list_resource_record_sets(HostedZoneId=self.zone_ids[_zone_of(name)], StartRecordName=name)
+        return [rrset for rrset in answer['ResourceRecordSets'] if rrset['Name'].rstrip('.') == name]
+
+    def _change(self, name, action, rrset):
+        self.client.change_resource_record_sets(HostedZoneId=self.zone_ids[_zone_of(name)], ChangeBatch={
+            'Changes': [{'Action': action, 'ResourceRecordSet': rrset}]})
+
+    def seed(self, name, values, ttl=300):
+        current = [rrset for rrset in self._sets(name) if rrset['Type'] == 'TXT']
+        records = current[0]['ResourceRecords'] if current else []
+        records = records + [{'Value': _quote(value)} for value in values]
+        self._change(name, 'UPSERT', {'Name': name + '.', 'Type': 'TXT', 'TTL': ttl, 'ResourceRecords': records})
+
+    def seed_cname(self, name, target):
+        self._change(name, 'CREATE', {'Name': name + '.', 'Type': 'CNAME', 'TTL': 300, 'ResourceRecords': [{'Value': target + '.'}]})
+
+    def txt(self, name):
+        for rrset in self._sets(name):
+            if rrset['Type'] == 'TXT':
+                return rrset['TTL'], [_txt_strings(record['Value']) for record in rrset['ResourceRecords']]
+        return None, []
+
+    def reset(self):
+        self.proxy.reset_counts()
+
+    def writes(self):
+        return self.proxy.writes()
+
+    def messages(self):
+        return sum(self.proxy.counts().values())
+
+
+class CloudflareBackend(Backend):
+    """The Cloudflare v4 API stand-in; requests counted at the server."""
+    name = 'cloudflare'
+    token = 'lab-token-7c1e'
+
+    def __init__(self, api):
+        self.api = api
+        for zone in ZONES:
+            api.add_zone(zone)
+
+    def module_args(self):
+        return {'provider': 'cloudflare', 'api_token': self.token, 'base_url': self.api.base_url, 'retry_max_seconds': 30}
+
+    def seed(self, name, values, ttl=300):
+        for value in values:
+            self.api.add_record(_zone_of(name), 'TXT', name, _quote(value), ttl=ttl)
+
+    def seed_cname(self, name, target):
+        self.api.add_record(_zone_of(name), 'CNAME', name, target, ttl=300)
+
+    def txt(self, name):
+        records = self.api.records(_zone_of(name), name=name, type='TXT')
+        if not records:
+            return None, []
+        ttls = set(record['ttl'] for record in records)
+        return (ttls.pop() if len(ttls) == 1 else sorted(ttls)), [_txt_strings(record['content']) for record in records]
+
+    def reset(self):
+        self.api.reset_counts()
+
+    def writes(self):
+        return self.api.writes()
+
+    def messages(self):
+        return self.api.counts()['total']

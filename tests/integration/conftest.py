@@ -1,9 +1,11 @@
 import itertools
 import pytest
 
-from tests.integration.backends import ZONES, Rfc2136Backend, ZonefileBackend
+from tests.integration.backends import ZONES, CloudflareBackend, Rfc2136Backend, Route53Backend, ZonefileBackend
+from tests.lab.cloudflare_api import CloudflareApi
 from tests.lab.dnsproxy import CountingDnsProxy
 from tests.lab.knot import KnotLab
+from tests.lab.route53 import FaultProxy, MotoServer
 
 _counter = itertools.count(1)
 
@@ -25,13 +27,23 @@ def rfc2136(knot, dns_proxy):
     return Rfc2136Backend(knot, dns_proxy)
 
 
-@pytest.fixture(scope='session', params=['rfc2136', 'zonefile'])
+@pytest.fixture(scope='session')
+def route53():
+    with MotoServer() as moto, FaultProxy(moto.endpoint_url) as proxy:
+        yield Route53Backend(moto, proxy)
+
+
+@pytest.fixture(scope='session')
+def cloudflare():
+    with CloudflareApi(tokens=(CloudflareBackend.token,)) as api:
+        yield CloudflareBackend(api)
+
+
+@pytest.fixture(scope='session', params=['rfc2136', 'zonefile', 'route53', 'cloudflare'])
 def backend(request, tmp_path_factory):
-    if request.param == 'rfc2136':
-        backend = request.getfixturevalue('rfc2136')
-    else:
-        backend = ZonefileBackend(str(tmp_path_factory.mktemp('zones')))
-    return backend
+    if request.param == 'zonefile':
+        return ZonefileBackend(str(tmp_path_factory.mktemp('zones')))
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture
