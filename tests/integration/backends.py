@@ -213,7 +213,20 @@ class Route53Backend(Backend):
         return self.proxy.writes()
 
     def messages(self):
-        return sum(self.proxy.counts().values())
+        return sum(self.proxy.counts().values()) + sum(self.proxy.faults().values())
+
+    def throttle(self, ratio=None, seed=0, writes_only=False, count=None):
+        """Throttle a share of requests (Throttling and PriorRequestNotComplete, as Route 53 does)."""
+        operations = ['ChangeResourceRecordSets'] if writes_only else None
+        self.proxy.inject('Throttling', ratio=ratio, seed=seed, operations=operations, count=count)
+        if not writes_only and ratio:
+            self.proxy.inject('PriorRequestNotComplete', ratio=ratio / 3, seed=seed + 1, operations=['ChangeResourceRecordSets'])
+
+    def faults(self):
+        return sum(self.proxy.faults().values())
+
+    def clear_faults(self):
+        self.proxy.clear_faults()
 
 
 class CloudflareBackend(Backend):
@@ -251,3 +264,16 @@ class CloudflareBackend(Backend):
 
     def messages(self):
         return self.api.counts()['total']
+
+    def throttle(self, ratio=None, seed=0, writes_only=False, count=None):
+        """HTTP 429 with Retry-After on a share of requests, and some 502s, as Cloudflare's edge does."""
+        methods = ('POST', 'PUT', 'PATCH', 'DELETE') if writes_only else None
+        self.api.inject(429, ratio=ratio, seed=seed, retry_after=1, methods=methods, count=count)
+        if not writes_only and ratio:
+            self.api.inject(502, ratio=ratio / 3, seed=seed + 1)
+
+    def faults(self):
+        return self.api.counts()['faults']
+
+    def clear_faults(self):
+        self.api.clear_faults()

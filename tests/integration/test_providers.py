@@ -3,6 +3,7 @@
 import base64
 
 import pytest
+from cloudflare import Cloudflare
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.registry import PROVIDERS
@@ -17,19 +18,47 @@ def _provider(backend):
     return PROVIDERS[params['provider']].from_params(params)
 
 
-def test_concurrent_edit_between_read_and_write_is_refused(backend, domain):
-    name = '_mta-sts.' + domain
-    backend.seed(name, ['v=STSv1; id=before;'], ttl=3600)
+def _read_and_plan(backend, name, wanted):
     provider = _provider(backend)
     zone = provider.find_zone(name)
     rrset = provider.read(zone, [name])[name]
-    change = plan_name(rrset, 'v=STSv1; id=ours;', STS_RECORD.is_managed, STS_RECORD.same, 3600)
+    return provider, zone, plan_name(rrset, wanted, STS_RECORD.is_managed, STS_RECORD.same, 3600)
+
+
+def _live(backend, name):
+    return sorted(b''.join(value).decode() for value in backend.strings(name))
+
+
+def test_concurrent_edit_between_read_and_write_loses_nothing(backend, domain):
+    name = '_mta-sts.' + domain
+    backend.seed(name, ['v=STSv1; id=before;'], ttl=3600)
+    provider, zone, change = _read_and_plan(backend, name, 'v=STSv1; id=ours;')
     backend.seed(name, ['someone else was here'], ttl=3600)
+    if backend.name == 'cloudflare':
+        # No conditional writes at Cloudflare: each value is a record changed by its id, so the
+        # other writer's new record is untouched and ours replaces only the record we read.
+        provider.apply(zone, [change])
+        assert _live(backend, name) == ['someone else was here', 'v=STSv1; id=ours;']
+        return
     with pytest.raises(ProviderError) as error:
         provider.apply(zone, [change])
     assert 'changed' in str(error.value) and 're-run' in str(error.value)
     # Refused whole: the other writer's value is there, ours is not.
-    assert sorted(b''.join(v).decode() for v in backend.strings(name)) == ['someone else was here', 'v=STSv1; id=before;']
+    assert _live(backend, name) == ['someone else was here', 'v=STSv1; id=before;']
+
+
+def test_cloudflare_batch_is_all_or_nothing(cloudflare, domain):
+    first, second = '_mta-sts.' + domain, '_smtp._tls.' + domain
+    cloudflare.seed(first, ['v=STSv1; id=before;'], ttl=3600)
+    provider, zone, change = _read_and_plan(cloudflare, first, 'v=STSv1; id=ours;')
+    added = plan_name(provider.read(zone, [second])[second], 'v=TLSRPTv1; rua=mailto:r@alpha.example',
+                      lambda text: text.startswith('v=TLSRPTv1'), lambda a, b: a == b, 3600)
+    other_writer = Cloudflare(api_token=cloudflare.token, base_url=cloudflare.api.base_url, max_retries=0)
+    for record in cloudflare.api.records('alpha.example', name=first):
+        other_writer.dns.records.delete(record['id'], zone_id=cloudflare.api.zone_id('alpha.example'))
+    with pytest.raises(ProviderError, match='HTTP 404'):
+        provider.apply(zone, [added, change])
+    assert _live(cloudflare, first) == [] and _live(cloudflare, second) == []
 
 
 def test_wrong_tsig_key_fails_clearly_and_no_secret_is_shown(rfc2136, domain, workdir):
