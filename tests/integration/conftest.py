@@ -29,7 +29,8 @@ def rfc2136(knot, dns_proxy):
 
 @pytest.fixture(scope='session')
 def route53():
-    with MotoServer() as moto, FaultProxy(moto.endpoint_url) as proxy:
+    # Strict: the proxy rejects stale DELETEs and CREATEs of existing sets as Route 53 does (moto does not).
+    with MotoServer() as moto, FaultProxy(moto.endpoint_url, strict_changes=True) as proxy:
         yield Route53Backend(moto, proxy)
 
 

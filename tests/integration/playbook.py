@@ -30,13 +30,13 @@ class PlaybookRun:
         return 'PlaybookRun(rc=%s, msg=%r)\n%s' % (self.returncode, last.get('msg'), self.output[-3000:])
 
 
-def run_playbook(tasks, check=False, diff=False, verbosity=0, env=None, workdir=None):
+def run_playbook(tasks, check=False, diff=False, verbosity=0, env=None, workdir=None, python=None, play_vars=None):
     """Run ``tasks`` on localhost with a fresh ansible-playbook process."""
     workdir = workdir or tempfile.mkdtemp(prefix='play-')
     play = [{
         'hosts': 'localhost',
         'gather_facts': False,
-        'vars': {'ansible_python_interpreter': sys.executable},
+        'vars': dict(play_vars or {}, ansible_python_interpreter=python or sys.executable),
         'tasks': tasks,
     }]
     playbook = os.path.join(workdir, 'play.yml')
@@ -57,7 +57,9 @@ def run_playbook(tasks, check=False, diff=False, verbosity=0, env=None, workdir=
         'ANSIBLE_RETRY_FILES_ENABLED': 'false',
     })
     run_env.update(env or {})
-    command = [ANSIBLE_PLAYBOOK, '-i', 'localhost,', '-c', 'local', playbook]
+    # Another Python (another venv) brings its own ansible-playbook, for side-by-side runs.
+    ansible_playbook = os.path.join(os.path.dirname(python), 'ansible-playbook') if python else ANSIBLE_PLAYBOOK
+    command = [ansible_playbook, '-i', 'localhost,', '-c', 'local', playbook]
     if check:
         command.append('--check')
     if diff:
