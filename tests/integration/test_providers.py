@@ -87,3 +87,15 @@ def test_secret_from_environment_is_not_shown(rfc2136, domain, workdir):
                        verbosity=3, env={'MAILSEC_RFC2136_KEY_SECRET': secret}, workdir=workdir)
     assert run.returncode == 0, run
     assert secret not in run.output
+
+
+def test_cloudflare_splits_batches_at_200_items_by_whole_names(cloudflare, workdir):
+    domains = ['many%03d.beta.example' % i for i in range(250)]
+    cloudflare.seed('_mta-sts.many000.beta.example', ['v=STSv1; id=old1;', 'v=STSv1; id=old2;'], ttl=3600)
+    cloudflare.reset()
+    run = run_playbook([{'mailsec.mta_sts.mta_sts_record': dict(cloudflare.module_args(), domains=domains, id='bulk250')}],
+                       workdir=workdir)
+    assert run.returncode == 0, run
+    assert cloudflare.api.counts()['POST batch'] == 2
+    assert cloudflare.api.counts()['GET dns_records'] == 1
+    assert all(_live(cloudflare, '_mta-sts.' + domain) == ['v=STSv1; id=bulk250;'] for domain in domains)

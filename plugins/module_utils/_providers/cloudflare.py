@@ -29,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - reported by the module
 
 ZONE_PAGE_SIZE = 50
 RECORD_PAGE_SIZE = 5000
+BATCH_LIMIT = 200  # items per batch request on Cloudflare's smallest plan
 
 
 class CloudflareProvider(Provider):
@@ -118,19 +119,33 @@ class CloudflareProvider(Provider):
         return found
 
     def apply(self, zone, changes):
-        deletes, puts, posts = [], [], []
-        for change in changes:
-            old_ids = [self._ids[(change.name, value)] for value in change.remove]
-            new_records = [{'type': 'TXT', 'name': change.name, 'content': to_presentation(value), 'ttl': change.ttl}
-                           for value in change.add]
-            # Overwrite in place where a value is replaced, so the record id (and its history) stays.
-            for record_id, record in zip(old_ids, new_records):
-                puts.append(dict(record, id=record_id))
-            deletes.extend({'id': record_id} for record_id in old_ids[len(new_records):])
-            posts.extend(new_records[len(old_ids):])
         zone_id = self._zone_id(zone)
-        self._call(lambda: self.client.dns.records.batch(zone_id=zone_id, deletes=deletes, puts=puts, posts=posts),
-                   'batch change of %s' % zone)
+        batch = {'deletes': [], 'puts': [], 'posts': []}
+        for change in changes:
+            items = self._batch_items(change)
+            # A batch holds at most BATCH_LIMIT items; a name's items always travel together, so every
+            # batch is a whole change for the names it carries.
+            if sum(len(batch[key]) for key in batch) + sum(len(items[key]) for key in items) > BATCH_LIMIT:
+                self._send_batch(zone, zone_id, batch)
+                batch = {'deletes': [], 'puts': [], 'posts': []}
+            for key in batch:
+                batch[key].extend(items[key])
+        self._send_batch(zone, zone_id, batch)
+
+    def _batch_items(self, change):
+        old_ids = [self._ids[(change.name, value)] for value in change.remove]
+        new_records = [{'type': 'TXT', 'name': change.name, 'content': to_presentation(value), 'ttl': change.ttl}
+                       for value in change.add]
+        # Overwrite in place where a value is replaced, so the record id (and its history) stays.
+        return {
+            'puts': [dict(record, id=record_id) for record_id, record in zip(old_ids, new_records)],
+            'deletes': [{'id': record_id} for record_id in old_ids[len(new_records):]],
+            'posts': new_records[len(old_ids):],
+        }
+
+    def _send_batch(self, zone, zone_id, batch):
+        if any(batch.values()):
+            self._call(lambda: self.client.dns.records.batch(zone_id=zone_id, **batch), 'batch change of %s' % zone)
 
 
 def _has_next_page(page):
