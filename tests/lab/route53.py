@@ -36,7 +36,7 @@ import time
 import urllib.parse
 import uuid
 import weakref
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from .knot import LabError, _check_loopback
 

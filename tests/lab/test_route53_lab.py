@@ -645,8 +645,7 @@ def test_strict_mode_off_keeps_moto_behaviour(client, proxy, zone):
 # Batches that pass the strict check (real Route53 would apply them) but
 # that moto 5.2.5 still rejects; strict mode forwards them unchanged.
 
-def test_moto_strict_delete_with_values_in_other_order_fails_invalid_input(moto, client,
-                                                                            strict, zone):
+def test_moto_strict_delete_with_values_in_other_order_fails_invalid_input(moto, client, strict, zone):
     _change(client, zone, 'CREATE', [POLICY_A, POLICY_B])
     with pytest.raises(ClientError) as excinfo:
         _change(client, zone, 'DELETE', [POLICY_B, POLICY_A])
@@ -655,8 +654,7 @@ def test_moto_strict_delete_with_values_in_other_order_fails_invalid_input(moto,
     assert strict.counts()['ChangeResourceRecordSets'] == 2
 
 
-def test_moto_strict_delete_with_name_in_other_case_fails_invalid_input(moto, client,
-                                                                         strict, zone):
+def test_moto_strict_delete_with_name_in_other_case_fails_invalid_input(moto, client, strict, zone):
     _change(client, zone, 'CREATE', [POLICY_A])
     with pytest.raises(ClientError) as excinfo:
         _change(client, zone, 'DELETE', [POLICY_A], name=NAME.upper())
@@ -664,8 +662,7 @@ def test_moto_strict_delete_with_name_in_other_case_fails_invalid_input(moto, cl
     assert strict.rejected()['ChangeResourceRecordSets'] == 0
 
 
-def test_moto_strict_create_of_values_created_before_fails_already_exists(moto, client,
-                                                                           strict, zone):
+def test_moto_strict_create_of_values_created_before_fails_already_exists(moto, client, strict, zone):
     # a -> b -> a by DELETE+CREATE: moto finds the identical earlier CREATE in
     # its history and an RRset of that name, and says "already exists".
     _change(client, zone, 'CREATE', [POLICY_A])

@@ -52,7 +52,7 @@ def test_retries_until_success_with_growing_delays():
 
 def test_retry_after_is_honoured():
     retrier, clock = make()
-    request, _ = flaky(1)
+    request = flaky(1)[0]
     Throttled.retry_after = 7
     try:
         retrier.call(request, classify, 'list')
@@ -62,7 +62,7 @@ def test_retry_after_is_honoured():
 
 
 def test_gives_up_after_max_retries_naming_the_request():
-    retrier, _ = make(max_retries=2)
+    retrier = make(max_retries=2)[0]
     request, calls = flaky(10)
     with pytest.raises(ProviderError) as error:
         retrier.call(request, classify, 'ChangeResourceRecordSets example.com')
