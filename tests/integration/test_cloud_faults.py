@@ -40,9 +40,12 @@ def test_writes_refused_past_the_retry_budget_fail_clearly_and_a_rerun_converges
     domains = ['budget1.alpha.example', 'budget1.beta.example']
     cloud.throttle(writes_only=True)
     task = {STS: dict(cloud.module_args(), domains=domains, id='late1', max_retries=2, retry_max_seconds=20)}
+    cloud.reset()
     run = run_playbook([task], workdir=workdir)
     assert run.returncode != 0
     assert 'gave up after 3 attempts' in run.result['msg'], run
+    # Exactly our 3 attempts reached the server: the SDK's own retries are off, so they do not multiply.
+    assert cloud.faults() == 3
     assert run.result['msg'].startswith('zone alpha.example:')
     for domain in domains:
         assert live(cloud, '_mta-sts.' + domain) == []
@@ -96,3 +99,11 @@ def test_wrong_credentials_or_unknown_zone_fail_before_any_write_and_hide_secret
     ok = run_playbook([{STS: dict(args, domain='creds.alpha.example', id='x1')}], verbosity=3, diff=True, workdir=workdir)
     assert ok.returncode == 0, ok
     assert args[secret_key] not in ok.output
+
+
+def test_route53_wait_polls_the_change_until_insync(route53, workdir):
+    route53.reset()
+    run = run_playbook([{STS: dict(route53.module_args(), domain='wait1.alpha.example', id='w1', wait=True)}], workdir=workdir)
+    assert run.returncode == 0, run
+    assert route53.proxy.counts()['GetChange'] >= 1
+    assert live(route53, '_mta-sts.wait1.alpha.example') == ['v=STSv1; id=w1;']
