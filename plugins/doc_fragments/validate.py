@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) mailsec.mta_sts contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # Options shared by the validate lookup and the policy_info module.
+    DOCUMENTATION = r'''
+options:
+  expect:
+    description:
+      - The desired state, for drift. Any of C(mode), C(mx) (patterns), C(max_age), C(id) or C(policy) (a dict or
+        the policy text; the desired id is then derived from it as the P(mailsec.mta_sts.policy_id#filter) filter
+        does), and C(rua) (report URIs).
+      - Applies to every domain that does not carry its own C(expect).
+    type: dict
+  nameservers:
+    description:
+      - Resolve every name (both TXT records, the MX records, C(mta-sts.<domain>), the MX hosts) through these
+        servers, given as C(ip), C(ip:port) or C([ipv6]:port). CNAMEs are followed by the validator itself.
+      - When not given, the system's resolvers are used.
+    type: list
+    elements: str
+  authoritative:
+    description:
+      - Ask each zone's own authoritative nameservers (found through the resolvers, on port 53) instead of caches,
+        to see a change as soon as it is published.
+    type: bool
+    default: false
+  timeout:
+    description:
+      - Seconds for each DNS question, for the whole policy fetch, and for each MX probe.
+    type: float
+    default: 10.0
+  ca_path:
+    description:
+      - A CA bundle file to trust instead of the system's, for private CAs (the policy host and the MX certificates).
+    type: path
+  check_mx_tls:
+    description:
+      - Probe every MX host on port 25 for STARTTLS, the TLS version, and a certificate that is trusted, unexpired and names the
+        host. Each distinct host is probed once per run.
+    type: bool
+    default: false
+  concurrency:
+    description:
+      - How many domains (and MX hosts) are looked at in parallel.
+    type: int
+    default: 16
+'''

@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) mailsec.mta_sts contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+name: validate
+author: mailsec maintainers (@mailsec)
+version_added: 0.1.0
+short_description: Check domains' MTA-STS and TLS-RPT as a strict sending MTA sees them, and what drifted
+description:
+  - Looks up C(_mta-sts) and C(_smtp._tls), fetches the policy the way RFC 8461 section 3.3 says a sender does,
+    matches the MX hosts against it and, optionally, probes their STARTTLS; then compares all of it with O(expect).
+  - Returns one result per term, in order. The same as the M(mailsec.mta_sts.policy_info) module, run on the controller.
+extends_documentation_fragment:
+  - mailsec.mta_sts.validate
+options:
+  _terms:
+    description: Domain names, or dicts C({domain, expect}).
+    required: true
+    type: list
+    elements: raw
+'''
+
+EXAMPLES = r'''
+- name: Fail the pipeline when a domain drifted from the policy in git
+  ansible.builtin.assert:
+    that: result.in_sync and result.valid
+    fail_msg: "{{ result.domain }}: {{ result.drift }} {{ result.findings | selectattr('severity', 'eq', 'error') }}"
+  vars:
+    result: "{{ lookup('mailsec.mta_sts.validate', 'example.com', expect={'policy': policy}, check_mx_tls=true) }}"
+
+- name: Many domains at once
+  ansible.builtin.debug:
+    msg: "{{ query('mailsec.mta_sts.validate', *mail_domains, concurrency=32) | map(attribute='valid') }}"
+'''
+
+RETURN = r'''
+_raw:
+  description: One result per term; see the keys below.
+  type: list
+  elements: dict
+  contains:
+    domain:
+      description: The domain.
+    valid:
+      description: RFC 8461 rules only; see M(mailsec.mta_sts.policy_info).
+    in_sync:
+      description: Live equals desired; null without O(expect).
+    mode:
+      description: The live mode.
+    id:
+      description: The live id.
+    policy:
+      description: The served policy, parsed.
+    records:
+      description: Raw TXT values at both names.
+    mx:
+      description: Per MX host facts.
+    findings:
+      description: Findings with stable codes.
+    drift:
+      description: Differences from O(expect).
+'''
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import LiveError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import OPTIONS, validate
+
+
+class LookupModule(LookupBase):
+
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        options = dict((name, self.get_option(name)) for name in OPTIONS)
+        try:
+            return validate(list(terms), **options)
+        except (ValidationError, LiveError) as exc:
+            raise AnsibleLookupError(str(exc))

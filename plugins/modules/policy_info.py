@@ -1,0 +1,116 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) mailsec.mta_sts contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: policy_info
+short_description: Check domains' MTA-STS and TLS-RPT as a strict sending MTA sees them, and what drifted
+version_added: 0.1.0
+description:
+  - The P(mailsec.mta_sts.validate#lookup) lookup as a task, to run the checks from any host (for example one
+    that sees the same DNS and network as your MTAs).
+extends_documentation_fragment:
+  - mailsec.mta_sts.validate
+options:
+  domains:
+    description: Domain names, or dicts C({domain, expect}).
+    required: true
+    type: list
+    elements: raw
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+author:
+  - mailsec maintainers (@mailsec)
+seealso:
+  - plugin: mailsec.mta_sts.validate
+    plugin_type: lookup
+'''
+
+EXAMPLES = r'''
+- name: Scheduled drift check
+  mailsec.mta_sts.policy_info:
+    domains:
+      - domain: example.com
+        expect:
+          policy: "{{ example_com_policy }}"
+          rua: [mailto:tlsrpt@example.com]
+    check_mx_tls: true
+  register: check
+
+- name: Report drift
+  ansible.builtin.debug:
+    msg: "{{ check.results | rejectattr('in_sync') | map(attribute='drift') }}"
+'''
+
+RETURN = r'''
+results:
+  description: One result per domain, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    domain:
+      description: The domain.
+      type: str
+    valid:
+      description:
+        - RFC 8461 rules only - a strict sender would obtain and apply this policy. Advice and MX probes never change it.
+      type: bool
+    in_sync:
+      description: Live equals desired (no drift); null without O(expect).
+      type: bool
+    mode:
+      description: The live policy's mode.
+      type: str
+    id:
+      description: The live policy id.
+      type: str
+    policy:
+      description: The served policy, parsed.
+      type: dict
+    records:
+      description: The raw TXT values at C(_mta-sts) (C(sts)) and C(_smtp._tls) (C(tlsrpt)).
+      type: dict
+    mx:
+      description: Per MX host facts (C(host), C(preference), C(covered), and the probe's facts with O(check_mx_tls)).
+      type: list
+      elements: dict
+    findings:
+      description: C({code, severity, message}) with stable codes (docs/findings.md).
+      type: list
+      elements: dict
+    drift:
+      description: C({field, desired, live}) for each desired field that differs.
+      type: list
+      elements: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import LiveError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import OPTIONS, validate
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(OPTIONS, domains=dict(type='list', elements='raw', required=True)),
+                           supports_check_mode=True)
+    options = dict((name, module.params[name]) for name in OPTIONS)
+    try:
+        results = validate(module.params['domains'], **options)
+    except (ValidationError, LiveError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, results=results)
+
+
+if __name__ == '__main__':
+    main()
