@@ -1,0 +1,449 @@
+"""A real Postfix answering SMTP (with or without STARTTLS) as lab MX hosts.
+
+``MailLab`` runs one Postfix instance with its own configuration, queue and
+data directories under a work directory; the machine's /etc/postfix is
+only read by Postfix itself as a template source (``meta_directory``), never
+written.  Every MX is an ``smtpd`` listener of its own in ``master.cf``
+(``127.0.0.21:25 inet ... smtpd -o ...``) with its own host name, TLS level
+and certificate, so one ``master`` serves many MX hosts on one port.
+
+Postfix here only answers: every recipient is rejected
+(``smtpd_recipient_restrictions = reject``), all transports are ``error``,
+``relayhost`` is empty and there is no ``smtp`` client service, so no mail
+can be accepted, queued or sent.  Nothing listens beyond the MX addresses.
+
+Layout of the work directory::
+
+    conf/main.cf, conf/master.cf   configuration (postfix -c conf ...)
+    queue/                         queue_directory (root 0755, subdirs as
+                                   post-install makes them)
+    data/                          data_directory (postfix 0700)
+    tls/<address>.key|.crt         per-MX key and full chain
+    maillog                        Postfix's log (postlogd)
+
+Facts from this machine (Debian 12, Postfix 3.7) this module is built on:
+
+* ``inet_interfaces`` must name addresses configured on an interface, and
+  127.0.0.21 is routed to ``lo`` but not configured on it ("no local
+  interface found for 127.0.0.21").  So ``inet_interfaces =
+  loopback-only`` and each listener names its address in ``master.cf``;
+  Postfix binds exactly those (a ``host:port`` service ignores
+  ``inet_interfaces``).
+* The master opens ``data_directory/master.lock`` *after* dropping to
+  ``mail_owner``, so the postfix user must be able to reach it; pytest's
+  ``/tmp/pytest-of-root`` is mode 0700.  The master chdirs into
+  ``queue_directory`` as root first, so ``data_directory = ../data``
+  (relative to the queue) works from any work directory.
+* ``maillog_file`` must start with one of ``maillog_file_prefixes``;
+  setting that parameter in our own ``main.cf`` to the work directory is
+  allowed, so the log is ``WORKDIR/maillog``.
+* ``postfix start`` runs ``postfix-script check-fatal``/``check-warn``
+  (about 4 s here) and ``postfix stop`` sleeps a second while it waits.
+  The lab creates the queue directories itself and runs ``master`` in the
+  foreground (ready in ~0.03 s, stopped in ~0.01 s).
+* Master's children outlive a SIGTERMed master for a moment and would be
+  re-parented to PID 1, which does not reap here (``<defunct>`` entries).
+  So master runs under a tiny Python reaper (``PR_SET_CHILD_SUBREAPER``)
+  that forwards SIGTERM and waits for every Postfix process to exit.
+"""
+
+import grp
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+import weakref
+
+from .web import cert_pair, check_host, check_loopback, wrong_names  # noqa: F401
+from .pki import write_pair
+
+MX_KINDS = ('good', 'wrong_name', 'expired', 'not_yet_valid', 'untrusted', 'self_signed',
+            'no_chain', 'no_starttls')
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+MASTER = '/usr/lib/postfix/sbin/master'
+
+# (name, owner, group, mode) of the queue subdirectories, as Debian's
+# post-install creates them (seen with ``postfix check`` on this machine).
+QUEUE_DIRS = (
+    [(d, 'postfix', 'root', 0o700) for d in (
+        'active', 'bounce', 'corrupt', 'defer', 'deferred', 'flush', 'hold', 'incoming',
+        'private', 'saved', 'trace')]
+    + [('maildrop', 'postfix', 'postdrop', 0o730), ('public', 'postfix', 'postdrop', 0o710),
+       ('pid', 'root', 'root', 0o755)])
+
+# Runs ``master`` as its child and reaps every process below it: with
+# PR_SET_CHILD_SUBREAPER the Postfix daemons that master leaves behind
+# become this process's children instead of PID 1's.  SIGTERM/SIGINT are
+# passed on to master; a daemon still alive 5 s after master is killed.
+REAPER = r'''
+import ctypes, os, signal, sys
+
+def ppid(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return int(f.read().rsplit(')', 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+def kill_stragglers(*_):
+    me = os.getpid()
+    for entry in os.listdir('/proc'):
+        if entry.isdigit() and ppid(int(entry)) == me:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+master = None
+stopping = False
+
+def forward(*_):
+    global stopping
+    stopping = True
+    if master is not None:
+        try:
+            os.kill(master, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
+signal.signal(signal.SIGTERM, forward)
+signal.signal(signal.SIGINT, forward)
+signal.signal(signal.SIGALRM, kill_stragglers)
+master = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
+if stopping:
+    forward()
+status = 0
+while True:
+    try:
+        pid, st = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    if pid == master:
+        status = os.waitstatus_to_exitcode(st)
+        signal.alarm(5)
+sys.exit(status if status >= 0 else 128 - status)
+'''
+
+
+class MailError(RuntimeError):
+    """Postfix could not be configured, started or reached."""
+
+
+class _MX:
+    def __init__(self, address, port, kind, name, names, key_type):
+        self.address, self.port, self.kind = address, port, kind
+        self.name, self.names, self.key_type = name, names, key_type
+        self.pair = None
+
+    @property
+    def endpoint(self):
+        host = f'[{self.address}]' if ':' in self.address else self.address
+        return f'{host}:{self.port}'
+
+    @property
+    def stem(self):
+        return self.address.replace(':', '_') + f'-{self.port}'
+
+
+class MailLab:
+    """One Postfix ``master`` with an ``smtpd`` listener per MX.
+
+    ``ca`` is a ``pki.LabCA``; certificates are issued at ``start()``.
+    """
+
+    def __init__(self, workdir, ca, myhostname='mx.lab.invalid'):
+        self.workdir = os.path.abspath(workdir)
+        self.ca = ca
+        self.myhostname = check_host(myhostname)
+        self._mx = {}
+        self._proc = None
+        self._finalizer = None
+        self._token = None
+        self.startup_seconds = None
+        self.stop_seconds = None
+
+    # -- configuring MX hosts ------------------------------------------------
+
+    def add_mx(self, address, kind='good', name=None, names=None, key_type='ec', port=25):
+        """Answer SMTP on ``address:port`` as MX host ``name``.
+
+        ``kind``: ``good`` (STARTTLS, certificate for ``name`` from the lab CA
+        with its intermediate), ``wrong_name`` (certificate for the parent
+        domain and its www, or ``names``), ``expired``, ``not_yet_valid``,
+        ``untrusted`` (second CA), ``self_signed``, ``no_chain`` (leaf without
+        the intermediate), ``no_starttls`` (``smtpd_tls_security_level =
+        none``: no STARTTLS in the EHLO answer).  ``name`` is also the host
+        name in the banner and the EHLO answer (``myhostname``).  ``names``
+        overrides the names in the certificate.  Adding an address again
+        replaces it; call ``start()``/``restart()`` to put changes live.
+        """
+        address = check_loopback(address)
+        if kind not in MX_KINDS:
+            raise ValueError(f'MX kind must be one of {MX_KINDS}, got {kind!r}')
+        if name is None:
+            if kind != 'no_starttls' or names:
+                raise ValueError(f'kind {kind!r} needs the MX host name (name=...)')
+            name = self.myhostname
+        name = check_host(name)
+        names = [names] if isinstance(names, str) else (list(names) if names else None)
+        self._mx[(address, int(port))] = _MX(address, int(port), kind, name, names, key_type)
+        return self
+
+    def remove_mx(self, address, port=25):
+        self._mx.pop((check_loopback(address), int(port)), None)
+
+    @property
+    def mx(self):
+        """``[(address, port, kind, name)]`` of the configured MX listeners."""
+        return [(m.address, m.port, m.kind, m.name) for m in self._mx.values()]
+
+    # -- configuration -------------------------------------------------------
+
+    def _path(self, *parts):
+        return os.path.join(self.workdir, *parts)
+
+    @property
+    def conf_dir(self):
+        return self._path('conf')
+
+    @property
+    def log_path(self):
+        return self._path('maillog')
+
+    def main_cf(self):
+        ipv6 = any(':' in m.address for m in self._mx.values())
+        error = 'error:5.7.1 mailsec lab delivers nothing'
+        return '\n'.join([
+            '# Written by tests/lab/mail.py: answers SMTP, accepts and sends nothing.',
+            'compatibility_level = 3.6',
+            f'queue_directory = {self._path("queue")}',
+            # Relative to queue_directory, where master is when it opens
+            # master.lock as mail_owner (see the module docstring).
+            'data_directory = ../data',
+            'mail_owner = postfix',
+            'setgid_group = postdrop',
+            f'myhostname = {self.myhostname}',
+            'mydomain = lab.invalid',
+            'myorigin = $myhostname',
+            'mydestination =',
+            'relay_domains =',
+            'relayhost =',
+            'inet_interfaces = loopback-only',
+            f'inet_protocols = {"all" if ipv6 else "ipv4"}',
+            'mynetworks = 127.0.0.0/8 [::1]/128',
+            f'default_transport = {error}',
+            f'relay_transport = {error}',
+            f'local_transport = {error}',
+            f'virtual_transport = {error}',
+            'local_recipient_maps =',
+            'alias_maps =',
+            'alias_database =',
+            'smtpd_relay_restrictions = reject',
+            'smtpd_recipient_restrictions = reject',
+            'smtpd_peername_lookup = no',
+            f'smtpd_banner = $myhostname ESMTP Postfix (mailsec lab {self._token})',
+            'disable_vrfy_command = yes',
+            'biff = no',
+            'append_dot_mydomain = no',
+            'smtpd_tls_security_level = none',
+            'smtpd_tls_cert_file =',
+            'smtpd_tls_key_file =',
+            'smtpd_tls_chain_files =',
+            'smtpd_tls_session_cache_database =',
+            'smtpd_tls_loglevel = 1',
+            'smtp_tls_security_level = none',
+            f'maillog_file_prefixes = {self.workdir}',
+            f'maillog_file = {self.log_path}',
+            '',
+        ])
+
+    def master_cf(self):
+        lines = ['# Written by tests/lab/mail.py. One smtpd per MX, nothing chrooted.']
+        for m in sorted(self._mx.values(), key=lambda m: (m.address, m.port)):
+            lines += [
+                f'{m.endpoint} inet n - n - - smtpd',
+                f'  -o syslog_name=postfix/{m.address}',
+                f'  -o myhostname={m.name}',
+            ]
+            if m.kind == 'no_starttls':
+                lines.append('  -o smtpd_tls_security_level=none')
+            else:
+                key, crt = self._path('tls', m.stem + '.key'), self._path('tls', m.stem + '.crt')
+                lines += ['  -o smtpd_tls_security_level=may',
+                          f'  -o smtpd_tls_chain_files={key},{crt}']
+        lines += [
+            'postlog   unix-dgram n - n - 1 postlogd',
+            'tlsmgr    unix - - n 1000? 1 tlsmgr',
+            'anvil     unix - - n - 1 anvil',
+            'rewrite   unix - - n - - trivial-rewrite',
+            'cleanup   unix n - n - 0 cleanup',
+            'qmgr      unix n - n 300 1 qmgr',
+            'bounce    unix - - n - 0 bounce',
+            'defer     unix - - n - 0 bounce',
+            'trace     unix - - n - 0 bounce',
+            'error     unix - - n - - error',
+            'retry     unix - - n - - error',
+            'proxymap  unix - - n - - proxymap',
+            'scache    unix - - n - 1 scache',
+            '',
+        ]
+        return '\n'.join(lines)
+
+    def _write_files(self):
+        pw = pwd.getpwnam('postfix')
+        ids = {'postfix': pw.pw_uid, 'root': 0}
+        gids = {'postdrop': grp.getgrnam('postdrop').gr_gid, 'root': 0}
+        for sub in ('conf', 'tls', 'queue', 'data'):
+            shutil.rmtree(self._path(sub), ignore_errors=True)
+        os.makedirs(self._path('conf'))
+        os.makedirs(self._path('tls'), mode=0o700)
+        os.makedirs(self._path('queue'), mode=0o755)
+        os.chmod(self._path('queue'), 0o755)
+        for name, owner, group, mode in QUEUE_DIRS:
+            path = self._path('queue', name)
+            os.mkdir(path)
+            os.chown(path, ids[owner], gids[group])
+            os.chmod(path, mode)
+        os.mkdir(self._path('data'))
+        os.chown(self._path('data'), pw.pw_uid, pw.pw_gid)
+        os.chmod(self._path('data'), 0o700)
+        for m in self._mx.values():
+            if m.kind == 'no_starttls':
+                continue
+            if m.pair is None:
+                m.pair = cert_pair(self.ca, m.kind, m.name, m.names, m.key_type)
+            write_pair(self._path('tls'), m.stem, m.pair)
+        with open(self._path('conf', 'main.cf'), 'w', encoding='ascii') as f:
+            f.write(self.main_cf())
+        with open(self._path('conf', 'master.cf'), 'w', encoding='ascii') as f:
+            f.write(self.master_cf())
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self):
+        """Write the configuration and start Postfix (restart if running);
+        return once every MX listener answers with this lab's banner."""
+        if self._proc is not None:
+            self.stop()
+        if not self._mx:
+            raise MailError('no MX configured (add_mx)')
+        if not os.path.exists(MASTER):
+            raise MailError('Postfix not found (apt-get install postfix)')
+        if os.geteuid() != 0:
+            raise MailError('MailLab needs root (Postfix master binds port 25 and '
+                            'switches to the postfix user)')
+        self._token = secrets.token_hex(8)
+        os.makedirs(self.workdir, exist_ok=True)
+        self._write_files()
+        began = time.monotonic()
+        self._proc = subprocess.Popen(
+            [sys.executable, '-c', REAPER, MASTER, '-c', self.conf_dir],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            close_fds=True)
+        self._finalizer = weakref.finalize(self, _terminate, self._proc)
+        try:
+            self._wait_ready(began + START_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    restart = start
+
+    def _wait_ready(self, deadline):
+        pending = list(self._mx.values())
+        while pending:
+            if self._proc.poll() is not None:
+                raise MailError(f'Postfix master exited ({self._proc.returncode})\n'
+                                f'{self._diagnose()}')
+            if time.monotonic() > deadline:
+                raise MailError(f'Postfix not answering on {pending[0].endpoint}\n'
+                                f'{self._diagnose()}')
+            if self._banner_ok(pending[0]):
+                pending.pop(0)
+            else:
+                time.sleep(0.005)
+
+    def _banner_ok(self, m):
+        # The banner carries this start's random token: a stranger on the
+        # port, or an earlier lab, does not pass.
+        try:
+            with socket.create_connection((m.address, m.port), timeout=2) as s:
+                f = s.makefile('rb')
+                line = f.readline(1024)
+                s.sendall(b'QUIT\r\n')
+                f.readline(1024)
+        except OSError:
+            return False
+        return line.startswith(b'220 ') and self._token.encode() in line
+
+    def _diagnose(self):
+        """``postconf`` complaints about the configuration, and the log."""
+        try:
+            out = subprocess.run(['postconf', '-c', self.conf_dir, '-n'], capture_output=True,
+                                 text=True, timeout=20)
+            complaints = out.stderr.strip()
+        except (OSError, subprocess.TimeoutExpired) as e:
+            complaints = repr(e)
+        return f'postconf: {complaints or "no complaints"}\n{self.log_tail()}'
+
+    def is_running(self):
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self):
+        """SIGTERM to master (which passes it on to its daemons); wait until
+        every Postfix process of this lab has exited."""
+        proc, self._proc = self._proc, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if proc is not None:
+            began = time.monotonic()
+            _terminate(proc)
+            self.stop_seconds = time.monotonic() - began
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.log_path, 'rb') as f:
+                text = f.read().decode('utf-8', 'replace')
+        except OSError:
+            return '(no Postfix log)'
+        return '\n'.join(text.splitlines()[-lines:])
+
+    # -- a quick look from the client side -------------------------------------
+
+    def ehlo(self, address, port=25, timeout=5):
+        """``(banner, ehlo_lines)`` of the listener, without TLS."""
+        smtp = smtplib.SMTP(timeout=timeout)
+        try:
+            _code, banner = smtp.connect(address, port)
+            _code, text = smtp.ehlo('probe.lab.invalid')
+            smtp.quit()
+        finally:
+            smtp.close()
+        return banner.decode(), text.decode().splitlines()
+
+
+def _terminate(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
