@@ -14,12 +14,13 @@ can be accepted, queued or sent.  Nothing listens beyond the MX addresses.
 
 Layout of the work directory::
 
-    conf/main.cf, conf/master.cf   configuration (postfix -c conf ...)
+    conf/main.cf, conf/master.cf   configuration (master -c conf; postconf -c
+                                   conf -n shows it)
     queue/                         queue_directory (root 0755, subdirs as
                                    post-install makes them)
-    data/                          data_directory (postfix 0700)
-    tls/<address>.key|.crt         per-MX key and full chain
-    maillog                        Postfix's log (postlogd)
+    queue/data/                    data_directory (postfix 0700)
+    tls/<address>-<port>.key|.crt  per-MX key and full chain
+    maillog                        Postfix's log (postlogd opens it as root)
 
 Facts from this machine (Debian 12, Postfix 3.7) this module is built on:
 
@@ -30,10 +31,10 @@ Facts from this machine (Debian 12, Postfix 3.7) this module is built on:
   Postfix binds exactly those (a ``host:port`` service ignores
   ``inet_interfaces``).
 * The master opens ``data_directory/master.lock`` *after* dropping to
-  ``mail_owner``, so the postfix user must be able to reach it; pytest's
-  ``/tmp/pytest-of-root`` is mode 0700.  The master chdirs into
-  ``queue_directory`` as root first, so ``data_directory = ../data``
-  (relative to the queue) works from any work directory.
+  ``mail_owner``, so the postfix user must be able to reach it, and
+  pytest's work directories are mode 0700.  The master chdirs into
+  ``queue_directory`` as root first, so ``data_directory = data``
+  (relative: ``queue/data``) works under any work directory.
 * ``maillog_file`` must start with one of ``maillog_file_prefixes``;
   setting that parameter in our own ``main.cf`` to the work directory is
   allowed, so the log is ``WORKDIR/maillog``.
@@ -41,6 +42,8 @@ Facts from this machine (Debian 12, Postfix 3.7) this module is built on:
   (about 4 s here) and ``postfix stop`` sleeps a second while it waits.
   The lab creates the queue directories itself and runs ``master`` in the
   foreground (ready in ~0.03 s, stopped in ~0.01 s).
+* Postfix waits until a freshly written ``main.cf`` is 1-2 s old before it
+  trusts it (re-reading it every 0.3 s); the lab dates its files back.
 * Master's children outlive a SIGTERMed master for a moment and would be
   re-parented to PID 1, which does not reap here (``<defunct>`` entries).
   So master runs under a tiny Python reaper (``PR_SET_CHILD_SUBREAPER``)
@@ -60,7 +63,7 @@ import sys
 import time
 import weakref
 
-from .web import cert_pair, check_host, check_loopback, wrong_names  # noqa: F401
+from .web import address_is_free, cert_pair, check_host, check_loopback
 from .pki import write_pair
 
 MX_KINDS = ('good', 'wrong_name', 'expired', 'not_yet_valid', 'untrusted', 'self_signed',
@@ -227,7 +230,7 @@ class MailLab:
             f'queue_directory = {self._path("queue")}',
             # Relative to queue_directory, where master is when it opens
             # master.lock as mail_owner (see the module docstring).
-            'data_directory = ../data',
+            'data_directory = data',
             'mail_owner = postfix',
             'setgid_group = postdrop',
             f'myhostname = {self.myhostname}',
@@ -301,7 +304,7 @@ class MailLab:
         pw = pwd.getpwnam('postfix')
         ids = {'postfix': pw.pw_uid, 'root': 0}
         gids = {'postdrop': grp.getgrnam('postdrop').gr_gid, 'root': 0}
-        for sub in ('conf', 'tls', 'queue', 'data'):
+        for sub in ('conf', 'tls', 'queue'):
             shutil.rmtree(self._path(sub), ignore_errors=True)
         os.makedirs(self._path('conf'))
         os.makedirs(self._path('tls'), mode=0o700)
@@ -312,19 +315,25 @@ class MailLab:
             os.mkdir(path)
             os.chown(path, ids[owner], gids[group])
             os.chmod(path, mode)
-        os.mkdir(self._path('data'))
-        os.chown(self._path('data'), pw.pw_uid, pw.pw_gid)
-        os.chmod(self._path('data'), 0o700)
+        data = self._path('queue', 'data')
+        os.mkdir(data)
+        os.chown(data, pw.pw_uid, pw.pw_gid)
+        os.chmod(data, 0o700)
         for m in self._mx.values():
             if m.kind == 'no_starttls':
                 continue
             if m.pair is None:
                 m.pair = cert_pair(self.ca, m.kind, m.name, m.names, m.key_type)
             write_pair(self._path('tls'), m.stem, m.pair)
-        with open(self._path('conf', 'main.cf'), 'w', encoding='ascii') as f:
-            f.write(self.main_cf())
-        with open(self._path('conf', 'master.cf'), 'w', encoding='ascii') as f:
-            f.write(self.master_cf())
+        cool = time.time() - 60
+        for name, text in (('main.cf', self.main_cf()), ('master.cf', self.master_cf())):
+            path = self._path('conf', name)
+            with open(path, 'w', encoding='ascii') as f:
+                f.write(text)
+            # Postfix re-reads a main.cf changed in the last second or two,
+            # every 0.3 s, until it has "cooled down" (dict_load_file): 1.8 s
+            # of every start.  The file is complete, so date it back.
+            os.utime(path, (cool, cool))
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -340,6 +349,11 @@ class MailLab:
         if os.geteuid() != 0:
             raise MailError('MailLab needs root (Postfix master binds port 25 and '
                             'switches to the postfix user)')
+        # master's own "address in use" goes to syslog, which is not there:
+        # say it here (someone may still take the port before master does).
+        busy = [m.endpoint for m in self._mx.values() if not address_is_free(m.address, m.port)]
+        if busy:
+            raise MailError(f'already in use: {", ".join(busy)}')
         self._token = secrets.token_hex(8)
         os.makedirs(self.workdir, exist_ok=True)
         self._write_files()
@@ -390,7 +404,7 @@ class MailLab:
         """``postconf`` complaints about the configuration, and the log."""
         try:
             out = subprocess.run(['postconf', '-c', self.conf_dir, '-n'], capture_output=True,
-                                 text=True, timeout=20)
+                                 text=True, timeout=20, check=False)
             complaints = out.stderr.strip()
         except (OSError, subprocess.TimeoutExpired) as e:
             complaints = repr(e)

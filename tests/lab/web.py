@@ -129,6 +129,11 @@ def _quote(value, what):
     return f'"{value}"'
 
 
+def _check_content_type(content_type):
+    if content_type is not None:
+        _quote(content_type, 'content_type')
+
+
 def default_policy(host, mode='enforce', max_age=86400):
     """A valid policy for the domain behind ``mta-sts.<domain>`` (CRLF lines)."""
     domain = host[len('mta-sts.'):] if host.startswith('mta-sts.') else host
@@ -188,7 +193,8 @@ def cert_pair(ca, kind, host, names=None, key_type='ec'):
 class _Host:
     def __init__(self, name):
         self.name = name
-        self.behaviour = ('status', 404, None, 'text/plain', False, {})
+        self.behaviour = {'kind': 'status', 'code': 404, 'with_body': False,
+                          'content_type': 'text/plain'}
         self.kind = 'good'
         self.names = None
         self.key_type = 'ec'
@@ -237,9 +243,16 @@ class PolicyWeb:
         kept) and ``Content-Type: content_type`` (None: no Content-Type).
         ``chunked=True`` sends it without Content-Length (chunked).
         ``headers``: extra response headers (dict)."""
+        headers = {str(k): str(v) for k, v in (headers or {}).items()}
+        for name, value in headers.items():
+            if not re.match(r'^[A-Za-z0-9-]+$', name):
+                raise ValueError(f'bad header name {name!r}')
+            _quote(value, 'header value')
+        _check_content_type(content_type)
         h = self._host(host)
         h.body = body.encode('utf-8') if isinstance(body, str) else bytes(body)
-        h.behaviour = ('serve', content_type, chunked, dict(headers or {}))
+        h.behaviour = {'kind': 'serve', 'content_type': content_type, 'chunked': chunked,
+                       'headers': headers}
         return self
 
     def redirect(self, host, location, code=301):
@@ -250,7 +263,7 @@ class PolicyWeb:
         _quote(location, 'location')
         h = self._host(host)
         h.body = None
-        h.behaviour = ('redirect', code, location)
+        h.behaviour = {'kind': 'redirect', 'code': code, 'location': location}
         return self
 
     def status(self, host, code, body=None, content_type='text/plain'):
@@ -263,19 +276,23 @@ class PolicyWeb:
             if code == 200:
                 return self.serve(host, body, content_type)
             raise ValueError('a status with a body must be 300-599 (200: use serve)')
+        _check_content_type(content_type)
         h = self._host(host)
         h.body = None if body is None else (body.encode('utf-8') if isinstance(body, str)
                                             else bytes(body))
-        h.behaviour = ('status', code, h.body is not None, content_type, False, {})
+        h.behaviour = {'kind': 'status', 'code': code, 'with_body': h.body is not None,
+                       'content_type': content_type}
         return self
 
     def big(self, host, size, head=None, content_type='text/plain', chunked=False):
         """Answer 200 with a body of exactly ``size`` bytes: ``head`` (default:
         a valid policy for the host's domain) padded with extension lines.
         ``chunked=True``: no Content-Length, so only counting bytes tells."""
+        _check_content_type(content_type)
         h = self._host(host)
         h.body = padded(default_policy(h.name) if head is None else head, int(size))
-        h.behaviour = ('serve', content_type, chunked, {})
+        h.behaviour = {'kind': 'serve', 'content_type': content_type, 'chunked': chunked,
+                       'headers': {}}
         return self
 
     def stall(self, host, mode='trickle', body=None, rate=1, size=8192,
@@ -298,11 +315,12 @@ class PolicyWeb:
         rate = int(rate)
         if rate < 1:
             raise ValueError('rate must be at least 1 byte per second')
+        _check_content_type(content_type)
         h = self._host(host)
         if body is None:
             body = padded(default_policy(h.name), int(size))
         h.body = body.encode('utf-8') if isinstance(body, str) else bytes(body)
-        h.behaviour = ('stall', mode, rate, content_type)
+        h.behaviour = {'kind': 'stall', 'mode': mode, 'rate': rate, 'content_type': content_type}
         return self
 
     def cert(self, host, kind='good', names=None, key_type='ec', tls_max=None,
@@ -453,36 +471,33 @@ class PolicyWeb:
             # After the SNI switch the host's own security level applies to
             # the handshake signature: TLSv1/1.1 need level 0 here too.
             lines.append('        ssl_ciphers DEFAULT:@SECLEVEL=0;')
-        kind = h.behaviour[0]
+        b = h.behaviour
+        kind = b['kind']
         loc = []
         if kind == 'serve':
-            _, ctype, chunked, headers = h.behaviour
-            loc += self._static(body, ctype)
-            for name, value in headers.items():
-                if not re.match(r'^[A-Za-z0-9-]+$', name):
-                    raise ValueError(f'bad header name {name!r}')
-                loc.append(f'add_header {name} {_quote(str(value), "header value")} always;')
-            if chunked:
+            loc += self._static(body, b['content_type'])
+            for name, value in b['headers'].items():
+                loc.append(f'add_header {name} {_quote(value, "header value")} always;')
+            if b['chunked']:
                 # Any sub_filter makes nginx drop Content-Length (chunked
                 # transfer); the pattern never occurs in the body.
                 loc += [f'sub_filter "{self._nomatch(h.body)}" "";', 'sub_filter_types *;']
         elif kind == 'redirect':
-            _, code, location = h.behaviour
-            loc.append(f'return {code} {_quote(location, "location")};')
+            loc.append(f'return {b["code"]} {_quote(b["location"], "location")};')
         elif kind == 'status':
-            _, code, with_body, ctype, _chunked, _headers = h.behaviour
-            if with_body:
+            code = b['code']
+            if b['with_body']:
                 loc += [f'error_page {code} /__lab_body;', f'return {code};']
                 lines += ['        location = /__lab_body {', '            internal;',
-                          *('            ' + x for x in self._static(body, ctype)),
+                          *('            ' + x for x in self._static(body, b['content_type'])),
                           '        }']
             else:
                 loc.append(f'return {code};')
         elif kind == 'stall':
-            _, mode, rate, ctype = h.behaviour
+            mode = b['mode']
             if mode == 'trickle':
-                loc += self._static(body, ctype)
-                loc += [f'limit_rate {rate};', f'limit_rate_after {TRICKLE_AFTER};']
+                loc += self._static(body, b['content_type'])
+                loc += [f'limit_rate {b["rate"]};', f'limit_rate_after {TRICKLE_AFTER};']
             elif mode == 'hang':
                 loc += [f'proxy_pass http://unix:run/inner1.sock:/hang/{h.name};',
                         'proxy_buffering off;', 'proxy_http_version 1.1;',
@@ -516,7 +531,7 @@ class PolicyWeb:
         inner2 waits for a request body that the subrequest never sends.
         """
         hang = [h for h in self._hosts.values()
-                if h.behaviour[0] == 'stall' and h.behaviour[1] == 'hang']
+                if h.behaviour['kind'] == 'stall' and h.behaviour['mode'] == 'hang']
         lines = [
             '    server {',
             '        listen unix:run/inner1.sock;',
@@ -526,7 +541,7 @@ class PolicyWeb:
         for h in hang:
             body = self._path('bodies', h.name + '.body')
             lines += [f'        location = /hang/{h.name} {{',
-                      *('            ' + x for x in self._static(body, h.behaviour[3])),
+                      *('            ' + x for x in self._static(body, h.behaviour['content_type'])),
                       '            add_before_body /__lab_wait;',
                       '            addition_types *;',
                       '        }']
@@ -592,6 +607,10 @@ class PolicyWeb:
         """
         if self._proc is not None:
             self.stop()
+        busy = [self._listen(a) for a in self._addresses() if not address_is_free(a, self.port)]
+        if busy:
+            # nginx would retry for 2.5 s and then say the same.
+            raise WebError(f'already in use: {", ".join(busy)}')
         self._token = secrets.token_hex(16)
         os.makedirs(self.workdir, exist_ok=True)
         self._write_files()
@@ -647,7 +666,7 @@ class PolicyWeb:
                         data += chunk
         except (OSError, ssl.SSLError):
             return None
-        head, _, body = data.partition(b'\r\n\r\n')
+        head, _sep, body = data.partition(b'\r\n\r\n')
         if not head.startswith(b'HTTP/1.1 200'):
             return None
         return body.decode('ascii', 'replace')
@@ -690,13 +709,28 @@ class PolicyWeb:
     def requests(self):
         """Requests nginx has finished with, oldest first, as dicts: time,
         server (address), sni, host, request, status, bytes (body bytes
-        sent), tls (protocol), user_agent.  A stalled request shows up only
-        once its connection is closed; the readiness probe is not logged."""
+        sent), tls (protocol), user_agent.  A request is logged just after its
+        answer went out (see ``wait_requests``), a stalled one only once its
+        connection is closed; the readiness probe is not logged."""
         try:
             with open(self.access_log_path, encoding='utf-8') as f:
                 return [json.loads(line) for line in f if line.strip()]
         except FileNotFoundError:
             return []
+
+    def wait_requests(self, predicate=None, count=1, timeout=2.0):
+        """The rows of ``requests()`` for which ``predicate(row)`` is true,
+        once there are at least ``count`` of them (WebError after ``timeout``
+        seconds).  nginx logs a request just *after* the client has the
+        whole answer, so a client that reads the log at once can miss it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [r for r in self.requests() if predicate is None or predicate(r)]
+            if len(rows) >= count:
+                return rows
+            if time.monotonic() > deadline:
+                raise WebError(f'{len(rows)} matching requests logged, wanted {count}')
+            time.sleep(0.01)
 
     def url(self, host):
         return f'https://{check_host(host)}{POLICY_PATH}'
