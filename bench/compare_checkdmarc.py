@@ -77,8 +77,8 @@ def main():
         if warnings_other:
             more = ' and %d more' % (len(warnings_other) - 1) if len(warnings_other) > 1 else ''
             other_text += ' (%s%s)' % (warnings_other[0][:70].replace('|', '/'), more)
-        print('| %s | %s | %s | %s | %s |' % (domain, mine['valid'], ', '.join(errors) + (' (%s)' % ', '.join(warnings) if warnings else ''),
-                                             other.get('valid'), other_text))
+        ours_text = ', '.join(errors) + (' (%s)' % ', '.join(warnings) if warnings else '')
+        print('| %s | %s | %s | %s | %s |' % (domain, mine['valid'], ours_text, other.get('valid'), other_text))
     return 0
 
 
