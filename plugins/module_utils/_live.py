@@ -233,6 +233,24 @@ def _error(kind, message):
     return {'kind': kind, 'message': message}
 
 
+def _addresses(resolver, host):
+    """``(addresses, None)``, or ``([], error fact)`` when the host does not resolve."""
+    addresses, dns_error = resolver.addresses(host)
+    if not addresses:
+        return [], _error('dns', dns_error or '%s has no address' % host)
+    return addresses, None
+
+
+def _open(host, addresses, port, deadline, timeout):
+    """``(connected socket, None)``, or ``(None, error fact)``."""
+    try:
+        return _connect(addresses, port, deadline), None
+    except socket.timeout:
+        return None, _error('timeout', 'no connection to %s:%d within %s s' % (host, port, timeout))
+    except OSError as exc:
+        return None, _error('connect', '%s:%d: %s' % (host, port, exc))
+
+
 def _tls_error(exc):
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _error('certificate', exc.verify_message or str(exc))
@@ -245,17 +263,11 @@ def fetch_policy(resolver, domain, ca_path=None, timeout=10.0):
     facts = {'url': 'https://%s%s' % (host, POLICY_PATH), 'error': None, 'status': None, 'location': None,
              'content_type': None, 'body': None, 'truncated': False, 'tls_version': None, 'certificate': None}
     deadline = time.monotonic() + timeout
-    addresses, dns_error = resolver.addresses(host)
-    if not addresses:
-        facts['error'] = _error('dns', dns_error or '%s has no address' % host)
+    addresses, facts['error'] = _addresses(resolver, host)
+    if facts['error']:
         return facts
-    try:
-        raw = _connect(addresses, 443, deadline)
-    except socket.timeout:
-        facts['error'] = _error('timeout', 'no connection to %s:443 within %s s' % (host, timeout))
-        return facts
-    except OSError as exc:
-        facts['error'] = _error('connect', '%s:443: %s' % (host, exc))
+    raw, facts['error'] = _open(host, addresses, 443, deadline, timeout)
+    if facts['error']:
         return facts
     try:
         try:
@@ -374,20 +386,13 @@ class _Smtp(object):
 def probe_mx(resolver, host, ca_path=None, timeout=10.0, helo='mta-sts-validator.invalid'):
     """EHLO, STARTTLS and a verified handshake for ``host`` on port 25, as an enforcing sender does."""
     facts = {'host': host, 'addresses': [], 'error': None, 'starttls': None, 'tls_version': None, 'certificate': None}
-    addresses, dns_error = resolver.addresses(host)
-    facts['addresses'] = addresses
-    if not addresses:
-        facts['error'] = _error('dns', dns_error or '%s has no address' % host)
+    facts['addresses'], facts['error'] = _addresses(resolver, host)
+    if facts['error']:
         return facts
     deadline = time.monotonic() + timeout
     for verify in (True, False):
-        try:
-            sock = _connect(addresses, 25, deadline)
-        except socket.timeout:
-            facts['error'] = _error('timeout', 'no connection to %s:25 within %s s' % (host, timeout))
-            return facts
-        except OSError as exc:
-            facts['error'] = _error('connect', '%s:25: %s' % (host, exc))
+        sock, facts['error'] = _open(host, facts['addresses'], 25, deadline, timeout)
+        if facts['error']:
             return facts
         try:
             smtp = _Smtp(sock, deadline)
