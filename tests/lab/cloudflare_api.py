@@ -42,8 +42,10 @@ import re
 import socket
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
+
+from ._service import LabHTTPServer
 
 API_PREFIX = '/client/v4'
 
@@ -220,27 +222,13 @@ def _route(method, path):
     return 'other', None, ()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LabHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address, family, api):
-        self.address_family = family
+    def __init__(self, address, api):
         self.api = api
-        self.connections = set()
-        self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request, client_address):
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request):
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
 
     def handle_error(self, request, client_address):
         pass   # a client that hangs up mid-answer is not the stand-in's business
@@ -294,36 +282,22 @@ class CloudflareApi:
         self._log = []
         self._internal_errors = []
         self._server = None
-        self._thread = None
 
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
         if self._server is not None:
             return self
-        family = socket.AF_INET6 if ':' in self.listen_address else socket.AF_INET
-        self._server = _Server((self.listen_address, self._requested_port), family, self)
+        self._server = _Server((self.listen_address, self._requested_port), self)
         self.listen_port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.02},
-                                        name='cloudflare-api', daemon=True)
-        self._thread.start()
+        self._server.serve_in_thread('cloudflare-api', poll_interval=0.02)
         return self
 
     def stop(self):
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        with server.connections_lock:
-            conns = list(server.connections)
-        for sock in conns:     # wake handler threads waiting on keep-alive connections
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        server.server_close()
-        self._thread.join(timeout=5)
-        self._thread = None
+        server.stop_serving(timeout=5)
 
     def __enter__(self):
         return self.start()

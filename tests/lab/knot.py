@@ -13,11 +13,9 @@ import ipaddress
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
-import weakref
 
 import dns.exception
 import dns.message
@@ -32,10 +30,12 @@ import dns.tsigkeyring
 import dns.update
 import dns.zone
 
+# STOP_TIMEOUT is imported from here by __main__ (waiting for a detached knotd).
+from ._service import STOP_TIMEOUT, LoopbackEndpoint, ProcessServer  # noqa: F401  pylint: disable=unused-import
+
 KEY_ALGORITHM = 'hmac-sha256'
 KEY_NAME = 'mailsec-lab'
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
 
 
 class LabError(RuntimeError):
@@ -83,15 +83,20 @@ def zone_file_text(zone):
     )
 
 
-class KnotLab:
+class KnotLab(LoopbackEndpoint, ProcessServer):
     """One ``knotd`` process serving ``zones`` on ``address@port``.
 
     Dynamic updates and zone transfers are allowed only with a per-lab
     random TSIG key (``key_name``/``key_secret``/``key_algorithm``).
     """
 
+    _error = LabError
+    _start_timeout = START_TIMEOUT
+    _no_log = '(no knot log)'
+
     def __init__(self, workdir, zones, port=None, address='127.0.0.1'):
         _check_loopback(address)
+        super().__init__()
         if not zones:
             raise ValueError('a lab needs at least one zone')
         self.workdir = os.path.abspath(workdir)
@@ -102,20 +107,9 @@ class KnotLab:
         self._port = port
         # 32 random bytes, the size of an HMAC-SHA256 output (RFC 8945 4.5.2).
         self._key_secret = base64.b64encode(secrets.token_bytes(32)).decode()
-        self._proc = None
-        self._finalizer = None
         self._log = None
-        self.startup_seconds = None
 
-    # -- facts -------------------------------------------------------------
-
-    @property
-    def address(self):
-        return self._address
-
-    @property
-    def port(self):
-        return self._port
+    # -- facts (address and port: LoopbackEndpoint) -------------------------
 
     @property
     def key_name(self):
@@ -268,36 +262,18 @@ class KnotLab:
         self._write_files()
         began = time.monotonic()
         self._log = open(self.log_path, 'wb')
-        self._proc = subprocess.Popen(
-            [knotd, '-c', self.conf_path],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=detach, close_fds=True)
-        if not detach:
-            # A test run that dies on an exception or Ctrl-C must not leave
-            # knotd behind: stop it when this object goes or Python exits.
-            self._finalizer = weakref.finalize(self, _terminate, self._proc)
-        try:
-            self._wait_ready(began + START_TIMEOUT)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - began
+        self._spawn([knotd, '-c', self.conf_path], detach=detach,
+                    stdout=self._log, stderr=subprocess.STDOUT)
+        self._await_ready(began)
 
     def _wait_ready(self, deadline):
         # Zones load in background workers; until then Knot answers SERVFAIL
-        # (or nothing while it binds).  Ask each zone in turn, so the total
-        # wait is bounded by the slowest zone, not the sum.
-        pending = list(self._zones)
-        while pending:
-            if self._proc.poll() is not None:
-                raise LabError(f'knotd exited with {self._proc.returncode}\n{self.log_tail()}')
-            if time.monotonic() > deadline:
-                raise LabError(f'knotd not ready, zones still loading: {pending[:5]}...\n'
-                               f'{self.log_tail()}')
-            if self._soa_ok(pending[0]):
-                pending.pop(0)
-            else:
-                time.sleep(0.01)
+        # (or nothing while it binds).
+        self._wait_for(
+            deadline, self._zones, self._soa_ok, 0.01,
+            exited=lambda code: f'knotd exited with {code}\n{self.log_tail()}',
+            late=lambda pending: (f'knotd not ready, zones still loading: {pending[:5]}...\n'
+                                  f'{self.log_tail()}'))
 
     def _soa_ok(self, zone):
         # Signed with the lab key, so that only *our* knotd can pass: an
@@ -313,34 +289,12 @@ class KnotLab:
         return r.rcode() == dns.rcode.NOERROR and any(
             rr.rdtype == dns.rdatatype.SOA for rr in r.answer)
 
-    def is_running(self):
-        return self._proc is not None and self._proc.poll() is None
-
     def stop(self):
         """Terminate knotd and wait for it to exit (killing it if it hangs)."""
-        proc, self._proc = self._proc, None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        if proc is not None:
-            _terminate(proc)
+        self._stop_process()
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def log_tail(self, lines=30):
-        try:
-            with open(self.log_path, 'rb') as f:
-                text = f.read().decode('utf-8', 'replace')
-        except OSError:
-            return '(no knot log)'
-        return '\n'.join(text.splitlines()[-lines:])
 
     # -- talking to the server ---------------------------------------------
 
@@ -382,16 +336,6 @@ class KnotLab:
         xfr = dns.query.xfr(self._address, zone, port=self._port, keyring=self.keyring,
                             keyalgorithm=dns.tsig.HMAC_SHA256, timeout=5)
         return dns.zone.from_xfr(xfr)
-
-
-def _terminate(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _rrset_from_line(line, origin):

@@ -55,21 +55,19 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
 import sys
 import time
-import weakref
 
+from ._service import ProcessServer
 from .web import address_is_free, cert_pair, check_host, check_loopback
 from .pki import write_pair
 
 MX_KINDS = ('good', 'wrong_name', 'expired', 'not_yet_valid', 'untrusted', 'self_signed',
             'no_chain', 'no_starttls')
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
 MASTER = '/usr/lib/postfix/sbin/master'
 
 # (name, owner, group, mode) of the queue subdirectories, as Debian's
@@ -156,21 +154,23 @@ class _MX:
         return self.address.replace(':', '_') + f'-{self.port}'
 
 
-class MailLab:
+class MailLab(ProcessServer):
     """One Postfix ``master`` with an ``smtpd`` listener per MX.
 
     ``ca`` is a ``pki.LabCA``; certificates are issued at ``start()``.
     """
 
+    _error = MailError
+    _start_timeout = START_TIMEOUT
+    _no_log = '(no Postfix log)'
+
     def __init__(self, workdir, ca, myhostname='mx.lab.invalid'):
+        super().__init__()
         self.workdir = os.path.abspath(workdir)
         self.ca = ca
         self.myhostname = check_host(myhostname)
         self._mx = {}
-        self._proc = None
-        self._finalizer = None
         self._token = None
-        self.startup_seconds = None
         self.stop_seconds = None
 
     # -- configuring MX hosts ------------------------------------------------
@@ -358,34 +358,19 @@ class MailLab:
         os.makedirs(self.workdir, exist_ok=True)
         self._write_files()
         began = time.monotonic()
-        self._proc = subprocess.Popen(
-            [sys.executable, '-c', REAPER, MASTER, '-c', self.conf_dir],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=True)
-        self._finalizer = weakref.finalize(self, _terminate, self._proc)
-        try:
-            self._wait_ready(began + START_TIMEOUT)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - began
+        self._spawn([sys.executable, '-c', REAPER, MASTER, '-c', self.conf_dir],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._await_ready(began)
         return self
 
     restart = start
 
     def _wait_ready(self, deadline):
-        pending = list(self._mx.values())
-        while pending:
-            if self._proc.poll() is not None:
-                raise MailError(f'Postfix master exited ({self._proc.returncode})\n'
-                                f'{self._diagnose()}')
-            if time.monotonic() > deadline:
-                raise MailError(f'Postfix not answering on {pending[0].endpoint}\n'
-                                f'{self._diagnose()}')
-            if self._banner_ok(pending[0]):
-                pending.pop(0)
-            else:
-                time.sleep(0.005)
+        self._wait_for(
+            deadline, self._mx.values(), self._banner_ok, 0.005,
+            exited=lambda code: f'Postfix master exited ({code})\n{self._diagnose()}',
+            late=lambda pending: (f'Postfix not answering on {pending[0].endpoint}\n'
+                                  f'{self._diagnose()}'))
 
     def _banner_ok(self, m):
         # The banner carries this start's random token: a stranger on the
@@ -410,34 +395,12 @@ class MailLab:
             complaints = repr(e)
         return f'postconf: {complaints or "no complaints"}\n{self.log_tail()}'
 
-    def is_running(self):
-        return self._proc is not None and self._proc.poll() is None
-
     def stop(self):
         """SIGTERM to master (which passes it on to its daemons); wait until
         every Postfix process of this lab has exited."""
-        proc, self._proc = self._proc, None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        if proc is not None:
-            began = time.monotonic()
-            _terminate(proc)
-            self.stop_seconds = time.monotonic() - began
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def log_tail(self, lines=30):
-        try:
-            with open(self.log_path, 'rb') as f:
-                text = f.read().decode('utf-8', 'replace')
-        except OSError:
-            return '(no Postfix log)'
-        return '\n'.join(text.splitlines()[-lines:])
+        seconds = self._stop_process()
+        if seconds is not None:
+            self.stop_seconds = seconds
 
     # -- a quick look from the client side -------------------------------------
 
@@ -451,13 +414,3 @@ class MailLab:
         finally:
             smtp.close()
         return banner.decode(), text.decode().splitlines()
-
-
-def _terminate(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

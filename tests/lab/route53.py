@@ -26,7 +26,6 @@ import http.server
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -35,13 +34,12 @@ import threading
 import time
 import urllib.parse
 import uuid
-import weakref
 from xml.etree import ElementTree
 
+from ._service import STOP_TIMEOUT, LabHTTPServer, LoopbackEndpoint, ProcessServer
 from .knot import LabError, _check_loopback
 
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 UPSTREAM_TIMEOUT = 30.0
 
 API_VERSION = '2013-04-01'
@@ -295,7 +293,7 @@ def route53_client(endpoint_url, config=None):
 
 # -- moto --------------------------------------------------------------------
 
-class MotoServer:
+class MotoServer(LoopbackEndpoint, ProcessServer):
     """moto's server as a child process on ``address:port`` (loopback).
 
     The listening socket is bound here, before moto starts, and handed to
@@ -304,24 +302,18 @@ class MotoServer:
     known at once when ``port`` is None.
     """
 
+    _error = LabError
+    _start_timeout = START_TIMEOUT
+    _no_log = '(no moto log)'
+
     def __init__(self, address='127.0.0.1', port=None, log_path=None):
         _check_loopback(address)
+        super().__init__()
         self._address = address
         self._requested_port = port or 0
         self._port = None
         self._log_path = log_path
         self._own_log = log_path is None
-        self._proc = None
-        self._finalizer = None
-        self.startup_seconds = None
-
-    @property
-    def address(self):
-        return self._address
-
-    @property
-    def port(self):
-        return self._port
 
     @property
     def endpoint_url(self):
@@ -355,11 +347,10 @@ class MotoServer:
             env.update(WERKZEUG_RUN_MAIN='true', WERKZEUG_SERVER_FD=str(listener.fileno()),
                        MOTO_PORT=str(self._port))
             with open(self._log_path, 'ab') as log:
-                self._proc = subprocess.Popen(
-                    [sys.executable, '-m', 'moto.server', '-H', self._address,
-                     '-p', str(self._port)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=env, pass_fds=(listener.fileno(),), close_fds=True)
+                self._spawn([sys.executable, '-m', 'moto.server', '-H', self._address,
+                             '-p', str(self._port)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env,
+                            pass_fds=(listener.fileno(),))
         except BaseException:
             self._port = None
             listener.close()
@@ -367,43 +358,26 @@ class MotoServer:
         # moto holds its own copy now; with ours closed, a dead moto means
         # refused connections rather than connections that hang in a backlog.
         listener.close()
-        # A test run that dies on an exception or Ctrl-C must not leave moto
-        # behind: stop it when this object goes or Python exits.
-        self._finalizer = weakref.finalize(self, _terminate, self._proc)
-        try:
-            self._wait_ready(began + START_TIMEOUT)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - began
+        self._await_ready(began)
         return self
 
     def _wait_ready(self, deadline):
         # The socket is ours, so any moto answer comes from our child.
-        while True:
-            if self._proc.poll() is not None:
-                raise LabError(f'moto exited with {self._proc.returncode}\n{self.log_tail()}')
-            try:
-                status, _body = self._moto_api('GET', '/moto-api/config', timeout=1)
-            except (OSError, http.client.HTTPException):
-                status = None
-            if status is not None and 200 <= status < 300:   # moto answers 201
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f'moto not ready after {START_TIMEOUT} s\n{self.log_tail()}')
-            time.sleep(0.02)
+        self._wait_for(
+            deadline, [None], lambda _: self._answers(), 0.02,
+            exited=lambda code: f'moto exited with {code}\n{self.log_tail()}',
+            late=lambda _: f'moto not ready after {START_TIMEOUT} s\n{self.log_tail()}')
 
-    def is_running(self):
-        return self._proc is not None and self._proc.poll() is None
+    def _answers(self):
+        try:
+            status, _body = self._moto_api('GET', '/moto-api/config', timeout=1)
+        except (OSError, http.client.HTTPException):
+            return False
+        return 200 <= status < 300   # moto answers 201
 
     def stop(self):
         """Terminate moto and wait for it (killing it if it hangs)."""
-        proc, self._proc = self._proc, None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        if proc is not None:
-            _terminate(proc)
+        self._stop_process()
         if self._own_log and self._log_path is not None:
             try:
                 os.unlink(self._log_path)
@@ -411,20 +385,6 @@ class MotoServer:
                 pass
             self._log_path = None
         self._port = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def log_tail(self, lines=30):
-        try:
-            with open(self._log_path, 'rb') as f:
-                text = f.read().decode('utf-8', 'replace')
-        except (OSError, TypeError):
-            return '(no moto log)'
-        return '\n'.join(text.splitlines()[-lines:])
 
     # -- talking to moto ---------------------------------------------------
 
@@ -459,16 +419,6 @@ class MotoServer:
             kwargs['HostedZoneConfig'] = {'PrivateZone': True}
             kwargs['VPC'] = dict(LAB_VPC)
         return client.create_hosted_zone(**kwargs)['HostedZone']['Id']
-
-
-def _terminate(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- the proxy ---------------------------------------------------------------
@@ -552,8 +502,6 @@ class FaultProxy:
         # clients cannot both pass the check against the same snapshot.
         self._change_lock = threading.Lock()
         self._server = None
-        self._thread = None
-        self._conns = set()
         self._accepted = 0
 
     @property
@@ -714,33 +662,17 @@ class FaultProxy:
     def start(self):
         if self._server is not None:
             raise LabError('proxy already started')
-        family = socket.AF_INET6 if ':' in self.listen_address else socket.AF_INET
-        server_class = type('_Server', (_ProxyServer,), {'address_family': family})
-        self._server = server_class((self.listen_address, self._requested_port), _Handler)
+        self._server = _ProxyServer((self.listen_address, self._requested_port), _Handler)
         self._server.proxy = self
         self.listen_port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={'poll_interval': 0.05},
-                                        name='route53-faultproxy', daemon=True)
-        self._thread.start()
+        self._server.serve_in_thread('route53-faultproxy', poll_interval=0.05)
         return self
 
     def stop(self):
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        # Idle keep-alive connections have handler threads blocked in a
-        # read; shutting their sockets down lets those threads end.
-        with self._lock:
-            conns = list(self._conns)
-        for sock in conns:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        server.server_close()
-        self._thread.join(timeout=STOP_TIMEOUT)
+        server.stop_serving(timeout=STOP_TIMEOUT)
         self.listen_port = None
 
     def __enter__(self):
@@ -755,17 +687,12 @@ class FaultProxy:
         with self._lock:
             return self._accepted
 
-    def _track(self, sock, add=True):
+    def _accepted_one(self):
         with self._lock:
-            if add:
-                self._accepted += 1
-                self._conns.add(sock)
-            else:
-                self._conns.discard(sock)
+            self._accepted += 1
 
 
-class _ProxyServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+class _ProxyServer(LabHTTPServer):
     # Handler threads of idle keep-alive clients are ended by stop(); do
     # not wait for them in server_close().
     block_on_close = False
@@ -781,13 +708,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        self.server.proxy._track(self.connection)
-
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            self.server.proxy._track(self.connection, add=False)
+        self.server.proxy._accepted_one()
 
     def log_message(self, format, *args):   # noqa: A002 - http.server's signature
         pass   # quiet: tests read counts(), not a request log

@@ -39,18 +39,16 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import time
-import weakref
 
+from ._service import ProcessServer
 from .pki import LabCA, self_signed, write_pair
 
 POLICY_PATH = '/.well-known/mta-sts.txt'
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
 CONTROL_HOST = 'lab-control.invalid'
 
 CERT_KINDS = ('good', 'wrong_name', 'expired', 'not_yet_valid', 'untrusted',
@@ -204,23 +202,25 @@ class _Host:
         self.body = None            # bytes served, if any
 
 
-class PolicyWeb:
+class PolicyWeb(ProcessServer):
     """One nginx on ``address:port`` serving any number of policy hosts.
 
     ``ca`` issues the certificates (a fresh ``LabCA`` if not given; see
     ``self.ca``).  Nothing listens until ``apply()``.
     """
 
+    _error = WebError
+    _start_timeout = START_TIMEOUT
+    _no_log = '(no nginx error log)'
+
     def __init__(self, workdir, address='127.0.0.1', port=443, ca=None):
+        super().__init__()
         self.workdir = os.path.abspath(workdir)
         self.address = check_loopback(address)
         self.port = int(port)
         self.ca = ca if ca is not None else LabCA()
         self._hosts = {}
-        self._proc = None
-        self._finalizer = None
         self._token = None
-        self.startup_seconds = None
         self.stop_seconds = None
 
     # -- configuring hosts -------------------------------------------------
@@ -619,17 +619,9 @@ class PolicyWeb:
             raise WebError('nginx not found (apt-get install nginx)')
         began = time.monotonic()
         with open(self.error_log_path, 'ab') as log:
-            self._proc = subprocess.Popen(
-                [nginx, '-e', self.error_log_path, '-c', self.conf_path],
-                cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, close_fds=True)
-        self._finalizer = weakref.finalize(self, _terminate, self._proc)
-        try:
-            self._wait_ready(began + START_TIMEOUT)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - began
+            self._spawn([nginx, '-e', self.error_log_path, '-c', self.conf_path],
+                        cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+        self._await_ready(began)
         return self
 
     start = apply
@@ -639,15 +631,11 @@ class PolicyWeb:
         # the worker, so the worker answering with this start's random token
         # proves all addresses are ours.  Port in use: nginx retries the
         # bind 5 times, 0.5 s apart, then exits (seen in error.log).
-        while True:
-            if self._proc.poll() is not None:
-                raise WebError(f'nginx exited with {self._proc.returncode}\n{self.log_tail()}')
-            if time.monotonic() > deadline:
-                raise WebError(f'nginx not answering on {self._listen(self.address)}\n'
-                               f'{self.log_tail()}')
-            if self._probe() == self._token:
-                return
-            time.sleep(0.005)
+        self._wait_for(
+            deadline, [self.address], lambda _: self._probe() == self._token, 0.005,
+            exited=lambda code: f'nginx exited with {code}\n{self.log_tail()}',
+            late=lambda _: (f'nginx not answering on {self._listen(self.address)}\n'
+                            f'{self.log_tail()}'))
 
     def _probe(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -671,9 +659,6 @@ class PolicyWeb:
             return None
         return body.decode('ascii', 'replace')
 
-    def is_running(self):
-        return self._proc is not None and self._proc.poll() is None
-
     @property
     def pid(self):
         return self._proc.pid if self._proc else None
@@ -681,30 +666,14 @@ class PolicyWeb:
     def stop(self):
         """Stop nginx (SIGTERM: fast shutdown, open connections are cut) and
         wait until the master and its worker have exited."""
-        proc, self._proc = self._proc, None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        if proc is not None:
-            began = time.monotonic()
-            _terminate(proc)
-            self.stop_seconds = time.monotonic() - began
+        seconds = self._stop_process()
+        if seconds is not None:
+            self.stop_seconds = seconds
 
-    def __enter__(self):
-        return self.apply()
+    # -- looking at what happened (log_tail: ProcessServer) ------------------
 
-    def __exit__(self, *exc):
-        self.stop()
-
-    # -- looking at what happened ------------------------------------------
-
-    def log_tail(self, lines=30):
-        try:
-            with open(self.error_log_path, 'rb') as f:
-                text = f.read().decode('utf-8', 'replace')
-        except OSError:
-            return '(no nginx error log)'
-        return '\n'.join(text.splitlines()[-lines:])
+    def _tail_path(self):
+        return self.error_log_path
 
     def requests(self):
         """Requests nginx has finished with, oldest first, as dicts: time,
@@ -739,13 +708,3 @@ class PolicyWeb:
         """The address ``host`` listens on (what its A record should say)."""
         h = self._hosts.get(check_host(host))
         return (h.address if h and h.address else self.address)
-
-
-def _terminate(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
