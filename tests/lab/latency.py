@@ -138,20 +138,6 @@ def _dns_tcp(upstream, delay):
 
 # -- TCP proxy -------------------------------------------------------------
 
-async def _copy(reader, writer):
-    try:
-        while True:
-            chunk = await reader.read(65536)
-            if not chunk:
-                break
-            writer.write(chunk)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except OSError:
-        writer.close()
-
-
 async def _delay_line(reader, writer, delay):
     """Copy with every chunk held back ``delay`` from its arrival (EOF too), none behind another's delay."""
     loop = asyncio.get_running_loop()
@@ -190,7 +176,8 @@ def _proxy(upstream, delay):
             client_writer.close()
             return
         try:
-            await asyncio.gather(_copy(client_reader, server_writer), _delay_line(server_reader, client_writer, delay))
+            # Only the server's flights are delayed; the client's requests go straight through.
+            await asyncio.gather(_delay_line(client_reader, server_writer, 0.0), _delay_line(server_reader, client_writer, delay))
         except asyncio.CancelledError:
             pass  # shutting down
         finally:
