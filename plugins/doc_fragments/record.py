@@ -60,18 +60,3 @@ requirements:
   - boto3 (provider V(route53))
   - cloudflare >= 4 (provider V(cloudflare))
 '''
-
-    ATTRIBUTES = r'''
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  action_group:
-    description: Use C(group/mailsec.mta_sts.dns) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - mailsec.mta_sts.dns
-'''

@@ -19,7 +19,8 @@ description:
     fetch the policy again only when they see a new id.
 extends_documentation_fragment:
   - mailsec.mta_sts.record
-  - mailsec.mta_sts.record.attributes
+  - mailsec.mta_sts.attributes
+  - mailsec.mta_sts.attributes.dns_group
   - mailsec.mta_sts.zonefile
   - mailsec.mta_sts.rfc2136
   - mailsec.mta_sts.route53

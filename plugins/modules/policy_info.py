@@ -15,19 +15,13 @@ description:
     that sees the same DNS and network as your MTAs).
 extends_documentation_fragment:
   - mailsec.mta_sts.validate
+  - mailsec.mta_sts.attributes.info_module
 options:
   domains:
     description: Domain names, or dicts C({domain, expect}).
     required: true
     type: list
     elements: raw
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
 author:
   - mailsec maintainers (@mailsec)
 seealso:

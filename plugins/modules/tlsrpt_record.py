@@ -15,7 +15,8 @@ description:
     through a DNS provider, for one domain or many in one run.
 extends_documentation_fragment:
   - mailsec.mta_sts.record
-  - mailsec.mta_sts.record.attributes
+  - mailsec.mta_sts.attributes
+  - mailsec.mta_sts.attributes.dns_group
   - mailsec.mta_sts.zonefile
   - mailsec.mta_sts.rfc2136
   - mailsec.mta_sts.route53
