@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._mx import matches, matches_any, normalize_pattern
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
-    MAX_AGE_MAX, MAX_AGE_RULE, MODES, parse_policy, parse_sts_record, policy_id, render_policy, validate_id,
+    MAX_AGE_MAX, MAX_AGE_RULE, MODES, parse_policy, policy_id, render_policy, validate_id,
 )
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import STS_RECORD, TLSRPT_RECORD
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import parse_tlsrpt_record, validate_rua
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import validate_rua
 
 SEVERITIES = ('error', 'warning', 'info')
 
@@ -88,8 +88,29 @@ FINDINGS = {
 }
 
 # Near misses of the version field ("v=stsv1", " v=STSv1", "v = STSv1"): almost always a typo.
-_STS_LOOKALIKE = re.compile(r'\s*v\s*=\s*stsv', re.IGNORECASE)
-_TLSRPT_LOOKALIKE = re.compile(r'\s*v\s*=\s*tlsrptv', re.IGNORECASE)
+class _RecordRules(object):
+    """How findings about one kind of TXT record are named and worded."""
+
+    def __init__(self, kind, lookalike, cname_text, missing_text, multiple_text, invalid_text):
+        self.kind = kind
+        self.label = kind.label
+        self.lookalike = re.compile(lookalike, re.IGNORECASE)
+        self.cname_text = cname_text
+        self.missing_text = missing_text
+        self.multiple_text = multiple_text
+        self.invalid_text = invalid_text
+
+    def pick(self, sts_code, tlsrpt_code):
+        # Both codes are written out at each call, so every finding code stays greppable in this file.
+        return sts_code if self.kind is STS_RECORD else tlsrpt_code
+
+
+_STS_RULES = _RecordRules(
+    STS_RECORD, r'\s*v\s*=\s*stsv', '%s is delegated by CNAME: %s',
+    'see no MTA-STS policy', 'treat the domain as having no policy (RFC 8461 §3.1)', 'see no policy')
+_TLSRPT_RULES = _RecordRules(
+    TLSRPT_RECORD, r'\s*v\s*=\s*tlsrptv', '%s is a CNAME: %s',
+    'send no TLS reports', 'send no reports (RFC 8460 §3)', 'send no reports')
 _DIGITS = re.compile(r'[0-9]{1,10}')
 
 EXPECT_KEYS = ('mode', 'mx', 'max_age', 'id', 'policy', 'rua')
@@ -202,6 +223,10 @@ def _text(string):
     return string if isinstance(string, str) else bytes(string).decode('utf-8', 'replace')
 
 
+def _managed(txt, kind):
+    return [text for text, _count in _txt_values(txt) if kind.is_managed(text)]
+
+
 def _txt_values(txt):
     """Each TXT record at the name as ``(joined text, number of character-strings)``."""
     values = []
@@ -293,40 +318,12 @@ class _Evaluation(object):
 
     def check_sts_record(self):
         txt = self.facts['sts_txt']
-        name = txt.get('name') or '_mta-sts.' + self.domain
-        values = _txt_values(txt)
-        ours = [(text, count) for text, count in values if STS_RECORD.is_managed(text)]
-        if txt.get('cname_chain'):
-            self.add('sts-record-cname', 'info', '%s is delegated by CNAME: %s' % (name, _chain(txt)))
-        for text, _count in values:
-            if not STS_RECORD.is_managed(text) and _STS_LOOKALIKE.match(text):
-                self.add('sts-record-ignored', 'warning',
-                         '%s: %r does not start with exactly "v=STSv1" (case and spacing matter), so senders ignore it' % (name, text))
         wants = any(key in self.desired for key in _STS_EXPECT_KEYS)
-        self.published = bool(ours) or wants or txt.get('status') == 'error'
-
-        if txt.get('status') == 'error':
-            self.add('sts-dns-error', 'error', '%s: TXT lookup failed: %s' % (name, txt.get('error') or 'unknown error'))
-            return
-        if not ours:
-            self.add('sts-record-missing', 'error' if wants else 'info',
-                     '%s: %s, so senders see no MTA-STS policy' % (name, _absence(txt, 'v=STSv1')))
-            return
-        if len(ours) > 1:
-            self.add('sts-record-multiple', 'error',
-                     '%s: %d v=STSv1 records (%s); senders treat the domain as having no policy (RFC 8461 §3.1)'
-                     % (name, len(ours), '; '.join(repr(text) for text, _count in ours)))
-            return
-        text, count = ours[0]
-        try:
-            self.record_id = parse_sts_record(text)['id']
-        except ValidationError as exc:
-            self.add('sts-record-invalid', 'error', '%s: %r is invalid, so senders see no policy: %s' % (name, text, exc))
-            return
-        self.record_ok = True
-        if count > 1:
-            self.add('sts-record-multistring', 'info',
-                     '%s: the record is %d character-strings; senders concatenate them to %r' % (name, count, text))
+        self.published = bool(_managed(txt, STS_RECORD)) or wants or txt.get('status') == 'error'
+        record = self.single_record(txt, _STS_RULES, 'error' if wants else 'info')
+        if record is not None:
+            self.record_id = record['id']
+            self.record_ok = True
 
     # --- the policy fetch and the policy file ---
 
@@ -521,42 +518,51 @@ class _Evaluation(object):
     # --- the _smtp._tls record ---
 
     def check_tlsrpt(self):
-        txt = self.facts['tlsrpt_txt']
-        name = txt.get('name') or '_smtp._tls.' + self.domain
+        if 'rua' in self.desired:
+            missing = 'error'
+        elif self.published and self.mode == 'testing':
+            # Testing mode exists to collect TLS reports before enforcing; without TLS-RPT it shows nothing.
+            missing = 'warning'
+        else:
+            missing = 'info'
+        record = self.single_record(self.facts['tlsrpt_txt'], _TLSRPT_RULES, missing)
+        if record is not None:
+            self.rua = record['rua']
+
+    def single_record(self, txt, rules, missing_severity):
+        """The one valid record of ``rules.kind`` in a TXT lookup, parsed, or None; findings for everything else."""
+        name = txt.get('name') or rules.label + '.' + self.domain
         values = _txt_values(txt)
-        ours = [(text, count) for text, count in values if TLSRPT_RECORD.is_managed(text)]
+        ours = [(text, count) for text, count in values if rules.kind.is_managed(text)]
         if txt.get('cname_chain'):
-            self.add('tlsrpt-record-cname', 'info', '%s is a CNAME: %s' % (name, _chain(txt)))
+            self.add(rules.pick('sts-record-cname', 'tlsrpt-record-cname'), 'info', rules.cname_text % (name, _chain(txt)))
         for text, _count in values:
-            if not TLSRPT_RECORD.is_managed(text) and _TLSRPT_LOOKALIKE.match(text):
-                self.add('tlsrpt-record-ignored', 'warning',
-                         '%s: %r does not start with exactly "v=TLSRPTv1" (case and spacing matter), so senders ignore it' % (name, text))
+            if not rules.kind.is_managed(text) and rules.lookalike.match(text):
+                self.add(rules.pick('sts-record-ignored', 'tlsrpt-record-ignored'), 'warning',
+                         '%s: %r does not start with exactly "%s" (case and spacing matter), so senders ignore it'
+                         % (name, text, rules.kind.version))
         if txt.get('status') == 'error':
-            self.add('tlsrpt-dns-error', 'error', '%s: TXT lookup failed: %s' % (name, txt.get('error') or 'unknown error'))
-            return
+            self.add(rules.pick('sts-dns-error', 'tlsrpt-dns-error'), 'error', '%s: TXT lookup failed: %s' % (name, txt.get('error') or 'unknown error'))
+            return None
         if not ours:
-            if 'rua' in self.desired:
-                severity = 'error'
-            elif self.published and self.mode == 'testing':
-                # Testing mode exists to collect TLS reports before enforcing; without TLS-RPT it shows nothing.
-                severity = 'warning'
-            else:
-                severity = 'info'
-            self.add('tlsrpt-record-missing', severity, '%s: %s, so senders send no TLS reports' % (name, _absence(txt, 'v=TLSRPTv1')))
-            return
+            self.add(rules.pick('sts-record-missing', 'tlsrpt-record-missing'), missing_severity,
+                     '%s: %s, so senders %s' % (name, _absence(txt, rules.kind.version), rules.missing_text))
+            return None
         if len(ours) > 1:
-            self.add('tlsrpt-record-multiple', 'error', '%s: %d v=TLSRPTv1 records (%s); senders send no reports (RFC 8460 §3)'
-                     % (name, len(ours), '; '.join(repr(text) for text, _count in ours)))
-            return
+            self.add(rules.pick('sts-record-multiple', 'tlsrpt-record-multiple'), 'error', '%s: %d %s records (%s); senders %s'
+                     % (name, len(ours), rules.kind.version, '; '.join(repr(text) for text, _count in ours), rules.multiple_text))
+            return None
         text, count = ours[0]
         try:
-            self.rua = parse_tlsrpt_record(text)['rua']
+            record = rules.kind.parse(text)
         except ValidationError as exc:
-            self.add('tlsrpt-record-invalid', 'error', '%s: %r is invalid, so senders send no reports: %s' % (name, text, exc))
-            return
+            self.add(rules.pick('sts-record-invalid', 'tlsrpt-record-invalid'), 'error',
+                     '%s: %r is invalid, so senders %s: %s' % (name, text, rules.invalid_text, exc))
+            return None
         if count > 1:
-            self.add('tlsrpt-record-multistring', 'info',
+            self.add(rules.pick('sts-record-multistring', 'tlsrpt-record-multistring'), 'info',
                      '%s: the record is %d character-strings; senders concatenate them to %r' % (name, count, text))
+        return record
 
     # --- drift ---
 
