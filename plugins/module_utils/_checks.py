@@ -87,7 +87,7 @@ FINDINGS = {
     'tlsrpt-record-multistring': ('info', 'The v=TLSRPTv1 record is split into several character-strings, which senders concatenate.'),
 }
 
-# Near misses of the version field ("v=stsv1", " v=STSv1", "v = STSv1"): almost always a typo.
+
 class _RecordRules(object):
     """How findings about one kind of TXT record are named and worded."""
 
@@ -105,6 +105,7 @@ class _RecordRules(object):
         return sts_code if self.kind is STS_RECORD else tlsrpt_code
 
 
+# ``lookalike``: near misses of the version field ("v=stsv1", " v=STSv1", "v = STSv1"), almost always a typo.
 _STS_RULES = _RecordRules(
     STS_RECORD, r'\s*v\s*=\s*stsv', '%s is delegated by CNAME: %s',
     'see no MTA-STS policy', 'treat the domain as having no policy (RFC 8461 §3.1)', 'see no policy')
