@@ -27,3 +27,12 @@ class ProviderError(Exception):
 
     Messages must never contain secrets (TSIG keys, tokens).
     """
+
+
+class ConflictError(Exception):
+    """What was read at a name forbids the planned change.
+
+    A CNAME where the record would go (a delegation, RFC 8461 §8.2), or an
+    edit by someone else between our read and our write. Raised after reading,
+    so nothing has been written; the message says what to check.
+    """
