@@ -88,6 +88,16 @@ def record_fields(text, version, field):
     return pairs
 
 
+def has_version_tag(text, tag):
+    """Whether a TXT value is a record of the kind ``tag`` names (``v=STSv1``, ``v=TLSRPTv1``).
+
+    RFC 8461 §3.1 and RFC 8460 §3: the tag must be the first field, exactly as
+    written; senders discard every other value, so this decides which values
+    count (valid or not) and which are someone else's.
+    """
+    return re.match(r'%s[ \t]*(;|$)' % re.escape(tag), text) is not None
+
+
 def check_ext_name(name, reserved=()):
     if not isinstance(name, str) or not _EXT_NAME.fullmatch(name):
         raise ValidationError('extension name', name, EXT_NAME_RULE)
@@ -126,6 +136,10 @@ def validate_id(value, field='id'):
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ValidationError(field, value, ID_RULE)
     return value
+
+
+def is_sts_record(text):
+    return has_version_tag(text, 'v=' + VERSION)
 
 
 def parse_sts_record(value):

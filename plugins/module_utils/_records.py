@@ -19,7 +19,7 @@ from collections import OrderedDict
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import normalize_domain
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError, ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
-    parse_policy, parse_sts_record, policy_id, render_sts_record, validate_id,
+    has_version_tag, parse_policy, parse_sts_record, policy_id, render_sts_record, validate_id,
 )
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import (
     parse_tlsrpt_record, render_tlsrpt_record, validate_rua,
@@ -39,7 +39,7 @@ class RecordKind(object):
 
     def is_managed(self, text):
         # RFC 8461 §3.1 / RFC 8460 §3: a record is ours when it starts with the version tag as its first field.
-        return re.match(r'%s[ \t]*(;|$)' % re.escape(self.version), text) is not None
+        return has_version_tag(text, self.version)
 
     def wanted(self, values, where):
         """``(record text, extra result fields)`` from the validated ``values``."""

@@ -12,7 +12,7 @@ import re
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import hostname_problem
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
-    add_txt_extension, record_fields, record_text, txt_extensions,
+    add_txt_extension, has_version_tag, record_fields, record_text, txt_extensions,
 )
 
 VERSION = 'TLSRPTv1'
@@ -76,6 +76,10 @@ def validate_rua(uris, field='rua'):
         if uri not in checked:
             checked.append(uri)
     return checked
+
+
+def is_tlsrpt_record(text):
+    return has_version_tag(text, 'v=' + VERSION)
 
 
 def parse_tlsrpt_record(value):
