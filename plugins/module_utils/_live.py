@@ -12,6 +12,7 @@ nameservers are recursive resolvers or the zone's own authoritative servers.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import selectors
 import socket
 import ssl
 import threading
@@ -36,6 +37,9 @@ MAX_POLICY_BYTES = 64 * 1024
 MAX_CNAME_HOPS = 8
 POLICY_PATH = '/.well-known/mta-sts.txt'
 USER_AGENT = 'mailsec.mta_sts validator'
+RETRY_FIRST = 0.2      # seconds before the first retransmission; doubles after each
+RETRY_MAX = 1.0        # longest wait between two sends of one question
+EDNS_PAYLOAD = 1232    # the DNS flag day's size: big TXT answers without TCP, no IP fragments
 
 
 class LiveError(Exception):
@@ -66,6 +70,11 @@ def parse_nameserver(text):
     return address, port
 
 
+def server_text(server):
+    address, port = server
+    return ('[%s]:%d' if ':' in address else '%s:%d') % (address, port)
+
+
 class Answer(object):
     """The outcome of one lookup: status 'ok' | 'nxdomain' | 'nodata' | 'error'."""
 
@@ -76,8 +85,200 @@ class Answer(object):
         self.error = error
 
 
+def _failure_text(exc):
+    if isinstance(exc, ConnectionRefusedError):
+        # ICMP port unreachable, seen on a connected UDP socket: nothing listens there.
+        return 'refused the query (ICMP port unreachable: nothing listens there)'
+    if isinstance(exc, (socket.timeout, dns.exception.Timeout)):
+        return 'gave no answer over TCP'
+    return str(exc) or type(exc).__name__
+
+
+class _Question(object):
+    """One question over UDP, sent to the servers in turn and again after a growing interval.
+
+    Each server gets one connected socket, reused for every resend: an ICMP port
+    unreachable then surfaces as ConnectionRefusedError, and a late answer to an
+    earlier send still counts. A server that refuses or answers with an error
+    rcode is not asked again; the others are.
+    """
+
+    def __init__(self, servers, name, rdtype, recursion):
+        self.servers = list(servers)
+        self.query = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
+        if not recursion:
+            self.query.flags &= ~dns.flags.RD
+        self.wire = self.query.to_wire()
+        self.sockets = {}
+        self.failures = {}
+        self.sends = 0
+        self.interval = RETRY_FIRST
+        self.due = 0.0
+        self.response = None
+
+    def _live(self):
+        return [server for server in self.servers if server not in self.failures]
+
+    @property
+    def done(self):
+        return self.response is not None or not self._live()
+
+    def send(self, selector, now):
+        live = self._live()
+        server = live[self.sends % len(live)]
+        self.sends += 1
+        self.due = now + self.interval
+        self.interval = min(self.interval * 2, RETRY_MAX)
+        try:
+            sock = self.sockets.get(server)
+            if sock is None:
+                sock = socket.socket(socket.AF_INET6 if ':' in server[0] else socket.AF_INET, socket.SOCK_DGRAM)
+                self.sockets[server] = sock
+                sock.setblocking(False)
+                sock.connect(server)
+                selector.register(sock, selectors.EVENT_READ, (self, server))
+            sock.send(self.wire)
+        except OSError as exc:
+            self._fail(server, _failure_text(exc), now)
+
+    def receive(self, server, now, deadline):
+        try:
+            wire = self.sockets[server].recv(65535)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(server, _failure_text(exc), now)
+            return
+        try:
+            response = dns.message.from_wire(wire)
+        except dns.exception.DNSException:
+            return  # not a DNS message: the real answer may still come
+        if not self.query.is_response(response):
+            return
+        if response.flags & dns.flags.TC:
+            try:
+                response = dns.query.tcp(self.query, server[0], port=server[1], timeout=max(deadline - now, 0.01))
+            except (dns.exception.DNSException, OSError) as exc:
+                self._fail(server, _failure_text(exc), now)
+                return
+        if response.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            self.response = response
+        else:
+            self._fail(server, 'answered %s' % dns.rcode.to_text(response.rcode()), now)
+
+    def _fail(self, server, why, now):
+        self.failures[server] = why
+        self.due = now  # the next server is asked at once
+
+    def error(self, timeout):
+        """Why there is no response, naming each server asked."""
+        if not self.servers:
+            return 'no nameserver to ask'
+        parts = ['%s %s' % (server_text(server), why) for server, why in self.failures.items()]
+        silent = self._live()
+        if silent:
+            parts.insert(0, 'no answer from %s within the %s s timeout (%d %s)' % (
+                ', '.join(server_text(server) for server in silent), _seconds(timeout), self.sends,
+                'send' if self.sends == 1 else 'sends'))
+        return '; '.join(parts)
+
+    def close(self, selector):
+        for sock in self.sockets.values():
+            selector.unregister(sock)
+            sock.close()
+        self.sockets = {}
+
+
+def _seconds(value):
+    return ('%f' % value).rstrip('0').rstrip('.')
+
+
+def _exchange(questions, deadline, answered=None):
+    """Runs ``questions`` at once, until each has its response, has failed, or the deadline passes.
+
+    ``answered(question)`` is told of each finished question and may return new
+    ones (the next CNAME hop), which join the run. Returns the unfinished ones.
+    """
+    selector = selectors.DefaultSelector()
+    pending = list(questions)
+    try:
+        while pending:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            for question in pending:
+                if question.due <= now:
+                    question.send(selector, now)
+            if not any(question.done for question in pending):
+                wait = min([question.due for question in pending] + [deadline]) - now
+                for key, _events in selector.select(max(wait, 0)):
+                    question, server = key.data
+                    if not question.done:
+                        question.receive(server, time.monotonic(), deadline)
+            still = []
+            for question in pending:
+                if question.done:
+                    question.close(selector)
+                    if answered is not None:
+                        still.extend(answered(question))
+                else:
+                    still.append(question)
+            pending = still
+        return pending
+    finally:
+        for question in pending:
+            question.close(selector)
+        selector.close()
+
+
+class _Chase(object):
+    """One name and type being resolved: the CNAME chain so far, then the Answer."""
+
+    def __init__(self, name, rdtype):
+        self.current = dns.name.from_text(name) if not isinstance(name, dns.name.Name) else name
+        self.rdtype = dns.rdatatype.from_text(rdtype)
+        self.chain = []
+        self.answer = None
+
+    def fail(self, error):
+        self.answer = Answer('error', None, self.chain, error)
+
+    def take(self, response, within):
+        """Reads the response about ``current``; True when the next CNAME hop must be asked.
+
+        With ``within``, a CNAME chain inside the response is followed as a stub resolver does.
+        """
+        hopped = False
+        while True:
+            target = None
+            for rrset in response.answer:
+                if rrset.name == self.current and rrset.rdtype == self.rdtype:
+                    self.answer = Answer('ok', rrset, self.chain)
+                    return False
+                if rrset.name == self.current and rrset.rdtype == dns.rdatatype.CNAME:
+                    target = rrset[0].target
+            if target is None:
+                if hopped:
+                    return True  # the response ends at a name it has no data for: ask that name
+                status = 'nxdomain' if response.rcode() == dns.rcode.NXDOMAIN else 'nodata'
+                self.answer = Answer(status, None, self.chain)
+                return False
+            if len(self.chain) >= MAX_CNAME_HOPS:
+                self.fail('more than %d CNAMEs' % MAX_CNAME_HOPS)
+                return False
+            self.chain.append(target.to_text(omit_final_dot=True).lower())
+            self.current = target
+            if not within:
+                return True
+            hopped = True
+
+
 class Resolver(object):
-    """Queries the given nameservers (or the system's), or with ``authoritative`` the zone's own servers."""
+    """Queries the given nameservers (or the system's), or with ``authoritative`` the zone's own servers.
+
+    Every question is retransmitted within the deadline (UDP loses packets) and
+    many questions can be in flight at once (``resolve_many``).
+    """
 
     def __init__(self, nameservers=None, authoritative=False, timeout=10.0):
         if not HAS_DNSPYTHON:
@@ -92,28 +293,23 @@ class Resolver(object):
         self._zone_servers = {}
         self._lock = threading.Lock()
 
-    def _ask(self, servers, name, rdtype, recursion):
-        """One question to the first server that answers; returns the response message."""
-        query = dns.message.make_query(name, rdtype)
-        if not recursion:
-            query.flags &= ~dns.flags.RD
-        last = None
-        for address, port in servers:
-            try:
-                response, _tcp = dns.query.udp_with_fallback(query, address, port=port, timeout=self.timeout)
-            except (dns.exception.DNSException, OSError) as exc:
-                last = exc
-                continue
-            if response.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                return response
-            last = 'server %s answered %s' % (address, dns.rcode.to_text(response.rcode()))
-        raise dns.exception.DNSException(str(last) if last else 'no nameserver')
+    def deadline(self):
+        return time.monotonic() + self.timeout
 
-    def _servers_for(self, name):
+    def _ask_all(self, servers, questions, recursion, deadline):
+        """Responses to ``[(name, rdtype)]`` asked at once of ``servers``; raises DNSException naming them."""
+        asked = [_Question(servers, name, rdtype, recursion) for name, rdtype in questions]
+        _exchange(asked, deadline)
+        for question in asked:
+            if question.response is None:
+                raise dns.exception.DNSException(question.error(self.timeout))
+        return [question.response for question in asked]
+
+    def _servers_for(self, name, deadline):
         """The authoritative servers of the zone holding ``name``, found through the configured resolvers."""
         if not self.authoritative:
             return self.servers, True
-        response = self._ask(self.servers, name, 'SOA', True)
+        [response] = self._ask_all(self.servers, [(name, 'SOA')], True, deadline)
         zone = None
         for rrset in response.answer + response.authority:
             if rrset.rdtype == dns.rdatatype.SOA:
@@ -123,52 +319,61 @@ class Resolver(object):
         with self._lock:
             cached = self._zone_servers.get(zone)
         if cached is None:
+            [ns_response] = self._ask_all(self.servers, [(zone, 'NS')], True, deadline)
+            targets = [rdata.target for rrset in ns_response.answer if rrset.rdtype == dns.rdatatype.NS for rdata in rrset]
+            questions = [(target, rdtype) for target in targets for rdtype in ('A', 'AAAA')]
             cached = []
-            ns_response = self._ask(self.servers, zone, 'NS', True)
-            for rrset in ns_response.answer:
-                if rrset.rdtype != dns.rdatatype.NS:
-                    continue
-                for rdata in rrset:
-                    for rdtype in ('A', 'AAAA'):
-                        answer = self._ask(self.servers, rdata.target, rdtype, True)
-                        for found in answer.answer:
-                            if found.rdtype == dns.rdatatype.from_text(rdtype):
-                                cached.extend((item.address, 53) for item in found)
+            for (_target, rdtype), answer in zip(questions, self._ask_all(self.servers, questions, True, deadline)):
+                for found in answer.answer:
+                    if found.rdtype == dns.rdatatype.from_text(rdtype):
+                        cached.extend((item.address, 53) for item in found)
             if not cached:
                 raise dns.exception.DNSException('no address for the nameservers of %s' % zone.to_text(omit_final_dot=True))
             with self._lock:
                 self._zone_servers[zone] = cached
         return cached, False
 
-    def resolve(self, name, rdtype):
-        """Look ``name`` up, following CNAMEs ourselves (RFC 8461 §3.1 allows a CNAME'd policy record)."""
-        chain = []
-        current = dns.name.from_text(name)
-        wanted = dns.rdatatype.from_text(rdtype)
-        try:
-            for _hop in range(MAX_CNAME_HOPS):
-                servers, recursion = self._servers_for(current)
-                response = self._ask(servers, current, rdtype, recursion)
-                target = None
-                for rrset in response.answer:
-                    if rrset.name == current and rrset.rdtype == wanted:
-                        return Answer('ok', rrset, chain)
-                    if rrset.name == current and rrset.rdtype == dns.rdatatype.CNAME:
-                        target = rrset[0].target
-                if target is None:
-                    status = 'nxdomain' if response.rcode() == dns.rcode.NXDOMAIN else 'nodata'
-                    return Answer(status, None, chain)
-                chain.append(target.to_text(omit_final_dot=True).lower())
-                current = target
-            return Answer('error', None, chain, 'more than %d CNAMEs' % MAX_CNAME_HOPS)
-        except (dns.exception.DNSException, OSError) as exc:
-            return Answer('error', None, chain, str(exc) or type(exc).__name__)
+    def resolve_many(self, questions, deadline=None):
+        """An Answer for each ``(name, rdtype)``, in order: all asked at once, CNAMEs followed, before ``deadline``.
 
-    def addresses(self, host):
+        CNAMEs are followed here (RFC 8461 §3.1 allows a CNAME'd policy record), so
+        the same rules apply to recursive resolvers and to authoritative servers.
+        """
+        deadline = deadline or self.deadline()
+        chases = [_Chase(name, rdtype) for name, rdtype in questions]
+        owners = {}
+
+        def ask(chase):
+            try:
+                servers, recursion = self._servers_for(chase.current, deadline)
+            except (dns.exception.DNSException, OSError) as exc:
+                chase.fail(str(exc) or type(exc).__name__)
+                return []
+            question = _Question(servers, chase.current, chase.rdtype, recursion)
+            owners[question] = chase
+            return [question]
+
+        def answered(question):
+            chase = owners.pop(question)
+            if question.response is None:
+                chase.fail(question.error(self.timeout))
+                return []
+            # An authoritative server's data about other zones is not what their own servers say.
+            return ask(chase) if chase.take(question.response, within=not self.authoritative) else []
+
+        unfinished = _exchange([question for chase in chases for question in ask(chase)], deadline, answered)
+        for question in unfinished:
+            owners.pop(question).fail(question.error(self.timeout))
+        return [chase.answer for chase in chases]
+
+    def resolve(self, name, rdtype, deadline=None):
+        return self.resolve_many([(name, rdtype)], deadline)[0]
+
+    def addresses(self, host, deadline=None):
+        """``(addresses, error or None)``: A and AAAA asked at once."""
         found = []
         errors = []
-        for rdtype in ('A', 'AAAA'):
-            answer = self.resolve(host, rdtype)
+        for answer in self.resolve_many([(host, 'A'), (host, 'AAAA')], deadline):
             if answer.status == 'ok':
                 found.extend(rdata.address for rdata in answer.rrset)
             elif answer.status == 'error':
@@ -176,21 +381,27 @@ class Resolver(object):
         return found, (errors[0] if errors and not found else None)
 
 
-def lookup_txt(resolver, name):
-    answer = resolver.resolve(name, 'TXT')
+def txt_facts(name, answer):
     records = []
     if answer.status == 'ok':
         records = [[part.decode('utf-8', 'replace') for part in rdata.strings] for rdata in answer.rrset]
     return {'name': name, 'status': answer.status, 'error': answer.error, 'cname_chain': answer.cname_chain, 'records': records}
 
 
-def lookup_mx(resolver, domain):
-    answer = resolver.resolve(domain, 'MX')
+def mx_facts(answer):
     hosts = []
     if answer.status == 'ok':
         hosts = sorted(({'host': rdata.exchange.to_text(omit_final_dot=True).lower(), 'preference': rdata.preference}
                         for rdata in answer.rrset), key=lambda item: (item['preference'], item['host']))
     return {'status': answer.status, 'error': answer.error, 'hosts': hosts}
+
+
+def lookup_txt(resolver, name, deadline=None):
+    return txt_facts(name, resolver.resolve(name, 'TXT', deadline))
+
+
+def lookup_mx(resolver, domain, deadline=None):
+    return mx_facts(resolver.resolve(domain, 'MX', deadline))
 
 
 def _tls_context(ca_path, verify=True):
@@ -233,9 +444,9 @@ def _error(kind, message):
     return {'kind': kind, 'message': message}
 
 
-def _addresses(resolver, host):
+def _addresses(resolver, host, deadline):
     """``(addresses, None)``, or ``([], error fact)`` when the host does not resolve."""
-    addresses, dns_error = resolver.addresses(host)
+    addresses, dns_error = resolver.addresses(host, deadline)
     if not addresses:
         return [], _error('dns', dns_error or '%s has no address' % host)
     return addresses, None
@@ -257,13 +468,16 @@ def _tls_error(exc):
     return _error('tls', str(exc))
 
 
-def fetch_policy(resolver, domain, ca_path=None, timeout=10.0):
-    """GET the policy as RFC 8461 §3.3 says a sender does: HTTPS on 443, PKIX, no redirects, at most 64 KiB."""
+def fetch_policy(resolver, domain, ca_path=None, timeout=10.0, deadline=None):
+    """GET the policy as RFC 8461 §3.3 says a sender does: HTTPS on 443, PKIX, no redirects, at most 64 KiB.
+
+    Everything, the address lookup included, ends by ``deadline`` (default: ``timeout`` from now).
+    """
     host = 'mta-sts.' + domain
     facts = {'url': 'https://%s%s' % (host, POLICY_PATH), 'error': None, 'status': None, 'location': None,
              'content_type': None, 'body': None, 'truncated': False, 'tls_version': None, 'certificate': None}
-    deadline = time.monotonic() + timeout
-    addresses, facts['error'] = _addresses(resolver, host)
+    deadline = deadline or time.monotonic() + timeout
+    addresses, facts['error'] = _addresses(resolver, host, deadline)
     if facts['error']:
         return facts
     raw, facts['error'] = _open(host, addresses, 443, deadline, timeout)
@@ -386,10 +600,10 @@ class _Smtp(object):
 def probe_mx(resolver, host, ca_path=None, timeout=10.0, helo='mta-sts-validator.invalid'):
     """EHLO, STARTTLS and a verified handshake for ``host`` on port 25, as an enforcing sender does."""
     facts = {'host': host, 'addresses': [], 'error': None, 'starttls': None, 'tls_version': None, 'certificate': None}
-    facts['addresses'], facts['error'] = _addresses(resolver, host)
+    deadline = time.monotonic() + timeout
+    facts['addresses'], facts['error'] = _addresses(resolver, host, deadline)
     if facts['error']:
         return facts
-    deadline = time.monotonic() + timeout
     for verify in (True, False):
         sock, facts['error'] = _open(host, facts['addresses'], 25, deadline, timeout)
         if facts['error']:
@@ -455,3 +669,28 @@ def _unverified_certificate(tls_socket):
         names = []
     not_after = getattr(cert, 'not_valid_after_utc', None) or cert.not_valid_after
     return {'names': names, 'not_after': not_after.strftime('%Y-%m-%dT%H:%M:%SZ'), 'issuer': cert.issuer.rfc4514_string()}
+
+
+def gather(resolver, domain, ca_path=None, timeout=10.0, fetcher=None):
+    """Facts for one domain, all but the MX probes, within one deadline of ``timeout`` seconds.
+
+    Its DNS questions go out together. The policy fetch needs only the address of
+    ``mta-sts.<domain>``, so it runs meanwhile on ``fetcher`` (an executor), which
+    must not be the one running this call: a worker waiting for a task queued
+    behind itself would wait forever.
+    """
+    deadline = time.monotonic() + timeout
+    sts_name, tlsrpt_name = '_mta-sts.' + domain, '_smtp._tls.' + domain
+
+    def fetch():
+        return fetch_policy(resolver, domain, ca_path=ca_path, timeout=timeout, deadline=deadline)
+    policy = fetcher.submit(fetch) if fetcher is not None else None
+    sts, tlsrpt, mx = resolver.resolve_many([(sts_name, 'TXT'), (tlsrpt_name, 'TXT'), (domain, 'MX')], deadline)
+    return {
+        'domain': domain,
+        'sts_txt': txt_facts(sts_name, sts),
+        'tlsrpt_txt': txt_facts(tlsrpt_name, tlsrpt),
+        'mx': mx_facts(mx),
+        'policy_fetch': policy.result() if policy is not None else fetch(),
+        'mx_probes': None,
+    }

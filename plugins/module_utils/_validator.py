@@ -18,7 +18,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import eva
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import normalize_domain
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import (
-    LiveError, Resolver, fetch_policy, lookup_mx, lookup_txt, parse_nameserver, probe_mx,
+    LiveError, Resolver, gather, parse_nameserver, probe_mx,
 )
 
 OPTIONS = dict(
@@ -62,26 +62,15 @@ def check_options(options):
         raise ValidationError('concurrency', options.get('concurrency'), 'must be 1 to 256')
 
 
-def gather(resolver, domain, ca_path=None, timeout=10.0):
-    """Facts for one domain, all but the MX probes."""
-    return {
-        'domain': domain,
-        'sts_txt': lookup_txt(resolver, '_mta-sts.' + domain),
-        'tlsrpt_txt': lookup_txt(resolver, '_smtp._tls.' + domain),
-        'mx': lookup_mx(resolver, domain),
-        'policy_fetch': fetch_policy(resolver, domain, ca_path=ca_path, timeout=timeout),
-        'mx_probes': None,
-    }
-
-
 def validate(terms, expect=None, nameservers=None, authoritative=False, timeout=10.0, ca_path=None,
              check_mx_tls=False, concurrency=16, now=None):
     """One result per term, in order (see the lookup's documentation for the shape)."""
     check_options(dict(nameservers=nameservers, timeout=timeout, concurrency=concurrency))
     parsed = parse_terms(terms, expect)
     resolver = Resolver(nameservers=nameservers, authoritative=authoritative, timeout=timeout)
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        facts = list(pool.map(lambda item: gather(resolver, item[0], ca_path, timeout), parsed))
+    # Each domain's policy fetch runs on the second pool while its DNS questions are out (see gather).
+    with ThreadPoolExecutor(max_workers=concurrency) as pool, ThreadPoolExecutor(max_workers=concurrency) as fetcher:
+        facts = list(pool.map(lambda item: gather(resolver, item[0], ca_path, timeout, fetcher), parsed))
         if check_mx_tls:
             # Many domains share their MX hosts: each host is probed once.
             hosts = sorted(set(mx['host'] for fact in facts for mx in fact['mx']['hosts'] if mx['host']))
