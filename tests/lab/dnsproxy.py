@@ -8,9 +8,16 @@ only its header and question, so signed messages need no keyring.
 
 Counting happens before a message is forwarded: once the client has its
 answer, the count for its request is already visible to ``counts()``.
+
+With ``drop`` (a share, 0 to 1) it also loses UDP datagrams as a congested
+network or resolver does: each query and each answer independently, drawn
+from ``random.Random(seed)``. Dropped queries are still counted (the client
+sent them); ``dropped()`` tells how many of each were lost. TCP is never
+dropped: TCP itself would resend.
 """
 
 import collections
+import random
 import socket
 import struct
 import threading
@@ -48,11 +55,16 @@ class CountingDnsProxy:
     """Forward DNS over UDP and TCP from ``listen_*`` to ``upstream_*``."""
 
     def __init__(self, upstream_address, upstream_port, listen_address='127.0.0.1',
-                 listen_port=None):
+                 listen_port=None, drop=0.0, seed=None):
+        if not 0.0 <= drop <= 1.0:
+            raise ValueError(f'drop must be a share from 0 to 1, got {drop!r}')
         self.upstream = (upstream_address, int(upstream_port))
         self.listen_address = listen_address
         self._requested_port = listen_port or 0
         self._counts = collections.Counter()
+        self._drop = drop
+        self._random = random.Random(seed)
+        self._dropped = collections.Counter()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads = []
@@ -81,9 +93,25 @@ class CountingDnsProxy:
             snapshot.setdefault(key, 0)
         return snapshot
 
+    def dropped(self):
+        """How many UDP ``query`` and ``answer`` datagrams were lost on purpose."""
+        with self._lock:
+            return collections.Counter(query=self._dropped['query'], answer=self._dropped['answer'])
+
+    def _lose(self, what):
+        """True when this datagram is to be lost (and counted as such)."""
+        if not self._drop:
+            return False
+        with self._lock:
+            lost = self._random.random() < self._drop
+            if lost:
+                self._dropped[what] += 1
+        return lost
+
     def reset(self):
         with self._lock:
             self._counts.clear()
+            self._dropped.clear()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -156,6 +184,8 @@ class CountingDnsProxy:
             if not wire:
                 continue
             self._count(wire)
+            if self._lose('query'):
+                continue
             # One thread and one upstream socket per datagram: replies are
             # matched to clients by socket, never by rewriting message ids.
             self._spawn(self._udp_relay, wire, client)
@@ -169,7 +199,8 @@ class CountingDnsProxy:
                 up.connect(self.upstream)
                 up.send(wire)
                 reply = up.recv(UDP_MAX)
-                self._udp.sendto(reply, client)
+                if not self._lose('answer'):
+                    self._udp.sendto(reply, client)
             except OSError:
                 pass   # timeout or refused: the client times out as it would anyway
             finally:
