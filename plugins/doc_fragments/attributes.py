@@ -41,3 +41,13 @@ attributes:
     membership:
       - mailsec.mta_sts.dns
 '''
+
+    # Members of the validate action group (meta/runtime.yml).
+    VALIDATE_GROUP = r'''
+attributes:
+  action_group:
+    description: Use C(group/mailsec.mta_sts.validate) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - mailsec.mta_sts.validate
+'''

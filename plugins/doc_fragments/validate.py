@@ -8,16 +8,28 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # Options shared by the validate lookup and the policy_info module.
+    # Options of the validate lookup and the policy_info module (with PROBE).
     DOCUMENTATION = r'''
 options:
   expect:
     description:
       - The desired state, for drift. Any of C(mode), C(mx) (patterns), C(max_age), C(id) or C(policy) (a dict or
         the policy text; the desired id is then derived from it as the P(mailsec.mta_sts.policy_id#filter) filter
-        does), and C(rua) (report URIs).
-      - Applies to every domain that does not carry its own C(expect).
+        does), C(rua) (report URIs), and C(state) (V(absent) asks for no C(v=STSv1) and no C(v=TLSRPTv1) record;
+        the other keys are then not used).
+      - Applies to every domain that does not carry its own C(expect) or record keys.
     type: dict
+  check_mx_tls:
+    description:
+      - Probe every MX host on port 25 for STARTTLS, the TLS version, and a certificate that is trusted, unexpired and names the
+        host. Each distinct host is probed once per run.
+    type: bool
+    default: false
+'''
+
+    # Options of every live check: the validator above and the mx_tls_info module.
+    PROBE = r'''
+options:
   nameservers:
     description:
       - Resolve every name (both TXT records, the MX records, C(mta-sts.<domain>), the MX hosts) through these
@@ -40,15 +52,17 @@ options:
     description:
       - A CA bundle file to trust instead of the system's, for private CAs (the policy host and the MX certificates).
     type: path
-  check_mx_tls:
-    description:
-      - Probe every MX host on port 25 for STARTTLS, the TLS version, and a certificate that is trusted, unexpired and names the
-        host. Each distinct host is probed once per run.
-    type: bool
-    default: false
   concurrency:
     description:
       - How many domains (and MX hosts) are looked at in parallel.
     type: int
     default: 16
+  expiry_warning_days:
+    description:
+      - Warn about a certificate (of the policy host, and of the MX hosts when they are probed) that expires in less
+        than this many days from the time of the run (C(policy-certificate-expiring), C(mx-certificate-expiring)).
+        An expired certificate is always invalid.
+      - V(0) turns these warnings off. At most V(365).
+    type: int
+    default: 14
 '''

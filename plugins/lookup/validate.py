@@ -14,11 +14,23 @@ description:
   - Looks up C(_mta-sts) and C(_smtp._tls), fetches the policy the way RFC 8461 section 3.3 says a sender does,
     matches the MX hosts against it and, optionally, probes their STARTTLS; then compares all of it with O(expect).
   - Returns one result per term, in order. The same as the M(mailsec.mta_sts.policy_info) module, run on the controller.
+  - Certificates are judged at the time of the run; see O(expiry_warning_days).
+requirements:
+  - dnspython (on the controller)
+  - cryptography (optional, on the controller; to name the names and expiry of a certificate that fails verification)
 extends_documentation_fragment:
   - mailsec.mta_sts.validate
+  - mailsec.mta_sts.validate.probe
 options:
   _terms:
-    description: Domain names, or dicts C({domain, expect}).
+    description:
+      - Domain names, or dicts.
+      - A dict C({domain, expect}) carries its own O(expect).
+      - Or an item of the O(mailsec.mta_sts.mta_sts_record#module:domains) and
+        O(mailsec.mta_sts.tlsrpt_record#module:domains) lists - C({domain, policy, id, rua, state}), also with
+        C(mode), C(mx) and C(max_age) - whose keys are its expected state, so one inventory list drives the record
+        modules and the validator. C(state=absent) expects no record. C(expect) and these keys exclude each other.
+      - A domain listed twice, in any spelling (C(example.com), C(EXAMPLE.COM.)), is refused.
     required: true
     type: list
     elements: raw
@@ -35,6 +47,16 @@ EXAMPLES = r'''
 - name: Many domains at once
   ansible.builtin.debug:
     msg: "{{ query('mailsec.mta_sts.validate', *mail_domains, concurrency=32) | map(attribute='valid') }}"
+
+- name: The list that drives mailsec.mta_sts.mta_sts_record and tlsrpt_record is the expected state
+  ansible.builtin.assert:
+    that: item.in_sync
+    fail_msg: "{{ item.domain }}: {{ item.drift }}"
+  loop: "{{ query('mailsec.mta_sts.validate', *mta_sts_domains) }}"
+  vars:
+    mta_sts_domains:
+      - {domain: example.com, policy: "{{ example_com_policy }}", rua: [mailto:tlsrpt@example.com]}
+      - {domain: old.example, state: absent}
 '''
 
 RETURN = r'''

@@ -12,41 +12,78 @@ with the pure checks.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import datetime
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import evaluate, normalize_expect
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import evaluate, probe_result
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._expect import normalize_expect
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._findings import EXPIRY_WARNING_DAYS
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import normalize_domain
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import (
     LiveError, Resolver, gather, parse_nameserver, probe_mx,
 )
 
-OPTIONS = dict(
-    expect=dict(type='dict'),
+# The options of every live check (doc fragment mailsec.mta_sts.validate.probe).
+PROBE_OPTIONS = dict(
     nameservers=dict(type='list', elements='str'),
     authoritative=dict(type='bool', default=False),
     timeout=dict(type='float', default=10.0),
     ca_path=dict(type='path'),
-    check_mx_tls=dict(type='bool', default=False),
     concurrency=dict(type='int', default=16),
+    expiry_warning_days=dict(type='int', default=EXPIRY_WARNING_DAYS),
 )
+# The validator's (doc fragment mailsec.mta_sts.validate, with the above).
+OPTIONS = dict(
+    PROBE_OPTIONS,
+    expect=dict(type='dict'),
+    check_mx_tls=dict(type='bool', default=False),
+)
+# The keys of the record modules' domains items: in a term they are its expect, so one inventory list drives both.
+ITEM_KEYS = ('policy', 'mode', 'mx', 'max_age', 'id', 'rua', 'state')
+MAX_EXPIRY_WARNING_DAYS = 365
 
 
-def parse_terms(terms, expect=None):
-    """``[(domain, normalized expect or None)]``; raises ValidationError naming the term."""
+def _term_expect(term, where):
+    """The normalized expect of a dict term: its ``expect``, or its record-module keys."""
+    allowed = ('domain', 'expect') + ITEM_KEYS
+    for key in term:
+        if key not in allowed:
+            raise ValidationError('%s.%s' % (where, key), term[key], 'unknown key; allowed: %s' % ', '.join(allowed))
+    inline = dict((key, term[key]) for key in ITEM_KEYS if term.get(key) is not None)
+    own = term.get('expect')
+    if own and inline:
+        raise ValidationError(where + '.expect', own, 'give expect or the keys %s, not both' % ', '.join(sorted(inline)))
+    try:
+        return normalize_expect(own or inline)
+    except ValidationError as exc:
+        field = str(exc.field)
+        # normalize_expect names expect.<key>; inline keys sit on the term itself.
+        field = field[len('expect'):].lstrip('.') if inline and field.startswith('expect') else field
+        raise ValidationError('%s.%s' % (where, field) if field else where, exc.value, exc.rule)
+
+
+def parse_terms(terms, expect=None, name='terms'):
+    """``[(domain, normalized expect or None)]``; raises ValidationError naming the term.
+
+    A dict term is ``{domain, expect}`` or an item of the record modules' ``domains``
+    (``{domain, policy, id, rua, state, ...}``). A domain listed twice (in any spelling) is refused.
+    """
     default = normalize_expect(expect) if expect else None
     parsed = []
+    first = {}
     for index, term in enumerate(terms):
-        where = 'terms[%d]' % index
-        if isinstance(term, dict):
-            unknown = sorted(set(term) - set(['domain', 'expect']))
-            if unknown:
-                raise ValidationError(where + '.' + unknown[0], term[unknown[0]], 'unknown key; allowed: domain, expect')
+        where = '%s[%d]' % (name, index)
+        if isinstance(term, Mapping):
             domain = normalize_domain(term.get('domain'), where + '.domain')
-            own = term.get('expect')
-            parsed.append((domain, normalize_expect(own) if own else default))
+            own = _term_expect(term, where)
         else:
-            parsed.append((normalize_domain(term, where), default))
+            domain, own = normalize_domain(term, where), None
+        if domain in first:
+            raise ValidationError(where, term, 'is %s again, already listed as %s' % (domain, first[domain]))
+        first[domain] = where
+        parsed.append((domain, own or default))
     return parsed
 
 
@@ -60,13 +97,19 @@ def check_options(options):
         raise ValidationError('timeout', options.get('timeout'), 'must be more than 0 and at most 600 seconds')
     if not 1 <= (options.get('concurrency') or 0) <= 256:
         raise ValidationError('concurrency', options.get('concurrency'), 'must be 1 to 256')
+    days = options.get('expiry_warning_days')
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_EXPIRY_WARNING_DAYS:
+        raise ValidationError('expiry_warning_days', days, 'must be a whole number of days from 0 to %d' % MAX_EXPIRY_WARNING_DAYS)
 
 
 def validate(terms, expect=None, nameservers=None, authoritative=False, timeout=10.0, ca_path=None,
-             check_mx_tls=False, concurrency=16, now=None):
-    """One result per term, in order (see the lookup's documentation for the shape)."""
-    check_options(dict(nameservers=nameservers, timeout=timeout, concurrency=concurrency))
-    parsed = parse_terms(terms, expect)
+             check_mx_tls=False, concurrency=16, expiry_warning_days=EXPIRY_WARNING_DAYS, now=None, terms_name='terms'):
+    """One result per term, in order (see the lookup's documentation for the shape).
+
+    Certificates are judged at ``now``, the current time unless given (the checks never read the clock).
+    """
+    check_options(dict(nameservers=nameservers, timeout=timeout, concurrency=concurrency, expiry_warning_days=expiry_warning_days))
+    parsed = parse_terms(terms, expect, terms_name)
     resolver = Resolver(nameservers=nameservers, authoritative=authoritative, timeout=timeout)
     # Each domain's policy fetch runs on the second pool while its DNS questions are out (see gather).
     with ThreadPoolExecutor(max_workers=concurrency) as pool, ThreadPoolExecutor(max_workers=concurrency) as fetcher:
@@ -77,4 +120,31 @@ def validate(terms, expect=None, nameservers=None, authoritative=False, timeout=
             probes = dict(zip(hosts, pool.map(lambda host: probe_mx(resolver, host, ca_path=ca_path, timeout=timeout), hosts)))
             for fact in facts:
                 fact['mx_probes'] = dict((mx['host'], probes[mx['host']]) for mx in fact['mx']['hosts'] if mx['host'])
-    return [evaluate(fact, item[1], now=now) for fact, item in zip(facts, parsed)]
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return [evaluate(fact, item[1], now=now, expiry_warning_days=expiry_warning_days) for fact, item in zip(facts, parsed)]
+
+
+def parse_hosts(hosts):
+    """The host names to probe, normalized; raises ValidationError naming the item."""
+    if not hosts:
+        raise ValidationError('hosts', hosts, 'give at least one host name')
+    parsed = []
+    for index, host in enumerate(hosts):
+        where = 'hosts[%d]' % index
+        name = normalize_domain(host, where)
+        if name in parsed:
+            raise ValidationError(where, host, 'is %s again, already listed as hosts[%d]' % (name, parsed.index(name)))
+        parsed.append(name)
+    return parsed
+
+
+def probe_hosts(hosts, nameservers=None, authoritative=False, timeout=10.0, ca_path=None, concurrency=16,
+                expiry_warning_days=EXPIRY_WARNING_DAYS, now=None):
+    """One result per host, in order: the STARTTLS probe of each, judged as an MX under an enforce policy."""
+    check_options(dict(nameservers=nameservers, timeout=timeout, concurrency=concurrency, expiry_warning_days=expiry_warning_days))
+    parsed = parse_hosts(hosts)
+    resolver = Resolver(nameservers=nameservers, authoritative=authoritative, timeout=timeout)
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        probes = list(pool.map(lambda host: probe_mx(resolver, host, ca_path=ca_path, timeout=timeout), parsed))
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return [probe_result(host, probe, now, expiry_warning_days) for host, probe in zip(parsed, probes)]

@@ -13,12 +13,25 @@ version_added: 0.1.0
 description:
   - The P(mailsec.mta_sts.validate#lookup) lookup as a task, to run the checks from any host (for example one
     that sees the same DNS and network as your MTAs).
+  - Certificates are judged at the time of the run; see O(expiry_warning_days).
+requirements:
+  - dnspython (on the host the task runs on)
+  - cryptography (optional; to name the names and expiry of a certificate that fails verification)
 extends_documentation_fragment:
   - mailsec.mta_sts.validate
+  - mailsec.mta_sts.validate.probe
   - mailsec.mta_sts.attributes.info_module
+  - mailsec.mta_sts.attributes.validate_group
 options:
   domains:
-    description: Domain names, or dicts C({domain, expect}).
+    description:
+      - Domain names, or dicts.
+      - A dict C({domain, expect}) carries its own O(expect).
+      - Or an item of the O(mailsec.mta_sts.mta_sts_record#module:domains) and
+        O(mailsec.mta_sts.tlsrpt_record#module:domains) lists - C({domain, policy, id, rua, state}), also with
+        C(mode), C(mx) and C(max_age) - whose keys are its expected state, so one inventory list drives the record
+        modules and the validator. C(state=absent) expects no record. C(expect) and these keys exclude each other.
+      - A domain listed twice, in any spelling (C(example.com), C(EXAMPLE.COM.)), is refused.
     required: true
     type: list
     elements: raw
@@ -100,7 +113,7 @@ def main():
                            supports_check_mode=True)
     options = dict((name, module.params[name]) for name in OPTIONS)
     try:
-        results = validate(module.params['domains'], **options)
+        results = validate(module.params['domains'], terms_name='domains', **options)
     except (ValidationError, LiveError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, results=results)

@@ -6,7 +6,9 @@ import re
 import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _checks
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import FINDINGS, SEVERITIES, evaluate, normalize_expect
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import evaluate
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._expect import normalize_expect
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._findings import FINDINGS, SEVERITIES
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import parse_policy, policy_id, render_policy
 
@@ -233,48 +235,52 @@ def test_fetch_faults_are_info_when_no_record_is_published_or_expected(policy_fe
 
 
 @pytest.mark.parametrize('policy_fetch, code', [
-    (fetch(tls_version='TLSv1.1'), 'policy-tls-old'),
-    (fetch(content_type='text/html'), 'policy-content-type'),
     (fetch(cert={'names': ['mta-sts.example.com'], 'not_after': '2026-06-10T00:00:00Z', 'issuer': 'CN=Test CA'}), 'policy-certificate-expiring'),
     (fetch(body=policy_body(max_age=3600)), 'max-age-short'),
     (fetch(body=policy_body(max_age=86400)), 'max-age-short-enforce'),
 ])
 def test_advice_is_info_when_no_record_is_published(policy_fetch, code):
     assert found(run(make_facts(policy_fetch=policy_fetch))) == [(code, 'warning')]
-    assert found(run(make_facts(sts_txt=no_sts(), policy_fetch=policy_fetch))) == sorted([(code, 'info'), ('sts-record-missing', 'info')])
-
-
-def test_policy_not_fetched():
-    result = run(make_facts(policy_fetch=None))
-    assert found(result) == [('policy-not-fetched', 'info')]
-    assert result['valid'] is False
-    assert result['id'] == POLICY_ID
-    assert result['policy'] is None
+    # The policy itself is fine: that no record announces it is the one warning.
+    assert found(run(make_facts(sts_txt=no_sts(), policy_fetch=policy_fetch))) == sorted(
+        [(code, 'info'), ('policy-unannounced', 'warning'), ('sts-record-missing', 'info')])
 
 
 @pytest.mark.parametrize('content_type', ['text/html', 'application/octet-stream', None, 'text/plain-ish', ''])
-def test_content_type_not_text_plain_is_a_warning(content_type):
+def test_content_type_not_text_plain_is_an_error(content_type):
+    # Strict senders (postfix-mta-sts-resolver) drop such a policy: RFC 8461 §3.2 says they SHOULD check it.
     result = run(make_facts(policy_fetch=fetch(content_type=content_type)))
-    assert found(result) == [('policy-content-type', 'warning')]
-    assert result['valid'] is True
-    assert result['mode'] == 'enforce'
+    assert found(result) == [('policy-content-type', 'error')]
+    assert result['valid'] is False
+    assert result['mode'] is None and result['policy'] is None
+
+
+UNICODE_POLICY = POLICY + u'comment: caf\u00e9\r\n'.encode('utf-8')
+
+
+@pytest.mark.parametrize('content_type', ['text/plain', 'text/plain; charset=us-ascii', 'text/plain; format=flowed'])
+def test_non_ascii_policy_without_a_utf8_charset_is_an_error(content_type):
+    # text/plain defaults to US-ASCII (RFC 2046), and postfix-mta-sts-resolver decodes it so: the policy fails there.
+    result = run(make_facts(policy_fetch=fetch(body=UNICODE_POLICY, content_type=content_type)))
+    assert found(result) == [('policy-charset-missing', 'error')]
+    assert 'charset=utf-8' in message(result, 'policy-charset-missing')
+    assert result['valid'] is False and result['policy'] is None
+
+
+@pytest.mark.parametrize('content_type', ['text/plain; charset=utf-8', 'text/plain;charset="UTF-8"'])
+def test_non_ascii_policy_with_a_charset_is_fine(content_type):
+    result = run(make_facts(policy_fetch=fetch(body=UNICODE_POLICY, content_type=content_type)))
+    assert result['findings'] == [] and result['valid'] is True
+    assert result['policy']['extensions'] == {'comment': u'caf\u00e9'}
+
+
+def test_ascii_policy_needs_no_charset():
+    assert run(make_facts(policy_fetch=fetch(content_type='text/plain')))['findings'] == []
 
 
 @pytest.mark.parametrize('content_type', ['text/plain', 'TEXT/Plain', 'text/plain;charset=UTF-8', ' text/plain ; charset=us-ascii'])
 def test_text_plain_with_parameters_is_fine(content_type):
     assert run(make_facts(policy_fetch=fetch(content_type=content_type)))['findings'] == []
-
-
-@pytest.mark.parametrize('version, expected', [
-    ('TLSv1.1', [('policy-tls-old', 'warning')]),
-    ('TLSv1', [('policy-tls-old', 'warning')]),
-    ('TLSv1.2', []),
-    ('TLSv1.3', []),
-])
-def test_policy_tls_version(version, expected):
-    result = run(make_facts(policy_fetch=fetch(tls_version=version)))
-    assert found(result) == expected
-    assert result['valid'] is True
 
 
 def test_policy_certificate_expiring_is_a_warning():
@@ -375,7 +381,7 @@ def test_invalid_record(record, text):
 @pytest.mark.parametrize('record', ['v=stsv1; id=abc;', ' v=STSv1; id=abc;', 'v = STSv1; id=abc', 'v=STSv1x; id=abc'])
 def test_lookalike_record_is_ignored_by_senders(record):
     result = run(make_facts(sts_txt=sts(record)))
-    assert found(result) == [('sts-record-ignored', 'warning'), ('sts-record-missing', 'info')]
+    assert found(result) == [('policy-unannounced', 'warning'), ('sts-record-ignored', 'warning'), ('sts-record-missing', 'info')]
     assert result['valid'] is False
 
 
@@ -398,7 +404,7 @@ def test_domain_without_mta_sts_has_no_errors():
 def test_catch_all_web_server_without_mta_sts_is_info_only():
     facts = make_facts(sts_txt=sts('v=spf1 -all'), policy_fetch=fetch(body=b'<html></html>', content_type='text/html'))
     result = run(facts)
-    assert found(result) == [('policy-content-type', 'info'), ('policy-invalid', 'info'), ('sts-record-missing', 'info')]
+    assert found(result) == [('policy-content-type', 'info'), ('sts-record-missing', 'info')]
     assert 'no TXT record starts with v=STSv1' in message(result, 'sts-record-missing')
 
 
@@ -416,7 +422,8 @@ def test_policy_served_before_its_record_is_verifiable():
     lookup = mx('mx1.example.com', 'backup.example.net')
     result = run(make_facts(sts_txt=no_sts(), mx_lookup=lookup))
     # Nothing fails for senders yet: the uncovered MX is worth knowing, not an error.
-    assert found(result) == [('mx-not-covered', 'info'), ('mx-pattern-unused', 'info'), ('sts-record-missing', 'info')]
+    assert found(result) == [('mx-not-covered', 'info'), ('mx-pattern-unused', 'info'), ('policy-unannounced', 'warning'),
+                             ('sts-record-missing', 'info')]
     assert result['valid'] is False
     assert result['mode'] == 'enforce'
     assert result['policy'] == parse_policy(POLICY)
@@ -567,7 +574,7 @@ def test_mx_certificate_mismatch(mode, severity):
 def test_mx_certificate_problems_are_warnings_without_a_published_policy():
     bad = probe('mx1.example.com', cert=certificate(['mx1.example.com'], valid=False, error='self-signed certificate'))
     result = run(make_facts(sts_txt=no_sts(), probes={'mx1.example.com': bad}))
-    assert found(result) == [('mx-certificate-invalid', 'warning'), ('sts-record-missing', 'info')]
+    assert found(result) == [('mx-certificate-invalid', 'warning'), ('policy-unannounced', 'warning'), ('sts-record-missing', 'info')]
 
 
 def test_mx_certificate_enforced_while_the_record_is_broken():
@@ -623,13 +630,6 @@ def test_mx_certificate_expiring_and_expired():
     assert run(make_facts(probes={'mx1.example.com': soon}), now=None)['findings'] == []
 
 
-def test_mx_tls_old():
-    old = probe('mx1.example.com', tls_version='TLSv1')
-    result = run(make_facts(probes={'mx1.example.com': old}))
-    assert found(result) == [('mx-tls-old', 'warning')]
-    assert host(result, 'mx1.example.com')['tls_version'] == 'TLSv1'
-
-
 # --- TLS-RPT ---
 
 def test_tlsrpt_missing():
@@ -639,7 +639,8 @@ def test_tlsrpt_missing():
     assert found(run(testing)) == [('mode-testing', 'info'), ('tlsrpt-record-missing', 'warning')]
     # A testing policy served but not published is not in testing yet.
     testing['sts_txt'] = no_sts()
-    assert found(run(testing)) == [('mode-testing', 'info'), ('sts-record-missing', 'info'), ('tlsrpt-record-missing', 'info')]
+    assert found(run(testing)) == [('mode-testing', 'info'), ('policy-unannounced', 'warning'), ('sts-record-missing', 'info'),
+                                   ('tlsrpt-record-missing', 'info')]
 
 
 @pytest.mark.parametrize('records, code, text', [
@@ -752,7 +753,7 @@ def test_no_expect_means_in_sync_none(expect):
     result = run(make_facts(sts_txt=no_sts()), expect)
     assert result['in_sync'] is None
     assert result['drift'] == []
-    assert found(result) == [('sts-record-missing', 'info')]
+    assert found(result) == [('policy-unannounced', 'warning'), ('sts-record-missing', 'info')]
 
 
 # --- EXPECT validation ---
@@ -787,8 +788,8 @@ def test_normalized_expect_can_be_passed_again(expect):
 
 
 @pytest.mark.parametrize('expect, text', [
-    ('enforce', "expect 'enforce': must be a mapping with any of mode, mx, max_age, id, policy, rua"),
-    ({'modes': 'enforce'}, "expect 'modes': unknown key; allowed: mode, mx, max_age, id, policy, rua"),
+    ('enforce', "expect 'enforce': must be a mapping with any of mode, mx, max_age, id, policy, rua, state"),
+    ({'modes': 'enforce'}, "expect 'modes': unknown key; allowed: mode, mx, max_age, id, policy, rua, state"),
     ({'mode': 'Enforce'}, "expect.mode 'Enforce': must be one of enforce, testing, none"),
     ({'mode': 1}, "expect.mode 1: must be one of enforce, testing, none"),
     ({'mx': ['*.*.example.com']}, "expect.mx '*.*.example.com': a wildcard may only be the whole left-most label"),
@@ -824,14 +825,16 @@ def test_expect_errors(expect, text):
 # --- every code is documented ---
 
 def emitted_codes():
-    """Every finding code _checks.py can emit: the first argument of each ``.add(...)`` call, also inside conditionals."""
+    """Every finding code _checks.py can emit: the first argument of each ``finding(...)`` or ``fail(...)`` call."""
     with open(_checks.__file__) as source:
         tree = ast.parse(source.read())
     codes = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == 'add' and node.args:
+        name = getattr(node.func, 'id', None) if isinstance(node, ast.Call) else None
+        if name in ('finding', 'fail') and node.args:
             for leaf in ast.walk(node.args[0]):
-                if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str):
+                # Codes have a hyphen; the other strings in those arguments ('certificate', 'kind') do not.
+                if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str) and '-' in leaf.value:
                     codes.add(leaf.value)
     return codes
 
@@ -851,3 +854,63 @@ def test_findings_table_is_well_formed():
         words = set(re.findall(r'\b(error|warning|info)\b', severity))
         assert words and words <= set(SEVERITIES), code
         assert description.endswith('.')
+
+
+# --- a policy nobody fetches; the expiry window; a named MX probed on its own ---
+
+def test_unannounced_policy_is_a_warning_only_without_an_expected_policy():
+    # A first rollout serves the policy before the record: worth a warning in a drift run, never an error by itself.
+    result = run(make_facts(sts_txt=no_sts()))
+    assert found(result) == [('policy-unannounced', 'warning'), ('sts-record-missing', 'info')]
+    assert '_mta-sts.example.com has no v=STSv1 record' in message(result, 'policy-unannounced')
+    assert result['valid'] is False and result['mode'] == 'enforce'
+    # Expecting a policy: the missing record is the error, and says it all.
+    assert found(run(make_facts(sts_txt=no_sts()), {'mode': 'enforce'})) == [('sts-record-missing', 'error')]
+    # A DNS error may hide the record: not "unannounced".
+    assert 'policy-unannounced' not in dict(found(run(make_facts(sts_txt=sts(status='error', error='SERVFAIL')))))
+    # A broken record still announces the policy (senders that cached it keep using it).
+    assert 'policy-unannounced' not in dict(found(run(make_facts(sts_txt=sts('v=STSv1; id=a-b;')))))
+
+
+SOON = {'names': ['mta-sts.example.com'], 'not_after': '2026-06-10T00:00:00Z', 'issuer': 'CN=Test CA'}
+
+
+@pytest.mark.parametrize('days, expected', [
+    (14, [('policy-certificate-expiring', 'warning')]),
+    (9, [('policy-certificate-expiring', 'warning')]),
+    (8, []),
+    (0, []),
+])
+def test_expiry_warning_window(days, expected):
+    # The certificate has 8.5 days left at NOW.
+    assert found(evaluate(make_facts(policy_fetch=fetch(cert=SOON)), None, NOW, days)) == expected
+
+
+@pytest.mark.parametrize('days', [-1, 1.5, '14', True, None])
+def test_bad_expiry_warning_window(days):
+    with pytest.raises(ValidationError, match='expiry_warning_days'):
+        evaluate(make_facts(), None, NOW, days)
+
+
+def test_named_host_probe_is_judged_as_an_enforce_mx():
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import probe_result
+    result = probe_result('mx1.example.com', probe('mx1.example.com', starttls=False, tls_version=None, cert=None), NOW)
+    assert [(f['code'], f['severity']) for f in result['findings']] == [('mx-starttls-missing', 'error')]
+    assert result['host'] == 'mx1.example.com' and result['starttls'] is False and result['addresses'] == ['127.0.0.21']
+    soon = probe('mx1.example.com', cert=certificate(['mx1.example.com'], not_after='2026-06-05T12:00:00Z'))
+    assert [f['code'] for f in probe_result('mx1.example.com', soon, NOW)['findings']] == ['mx-certificate-expiring']
+    assert probe_result('mx1.example.com', soon, NOW, expiry_warning_days=3)['findings'] == []
+    clean = probe_result('mx1.example.com', probe('mx1.example.com'), NOW)
+    assert clean['findings'] == [] and clean['certificate_valid'] is True and clean['names'] == ['mx1.example.com']
+
+
+def test_expect_state_absent_wants_no_record_at_either_name():
+    assert normalize_expect({'state': 'absent', 'policy': POLICY_DICT}) == {'state': 'absent'}
+    assert normalize_expect({'state': 'present', 'mode': 'enforce'}) == {'mode': 'enforce'}
+    live = run(make_facts(), {'state': 'absent'})
+    assert live['in_sync'] is False and live['drift'] == [{'field': 'state', 'desired': 'absent', 'live': 'present'}]
+    # Not asking for a policy: a missing record is no error.
+    gone = run(make_facts(sts_txt=no_sts(), tlsrpt_txt=no_tlsrpt(), policy_fetch=failed_fetch('dns', 'no address')), {'state': 'absent'})
+    assert gone['in_sync'] is True and [code for code, severity in found(gone) if severity == 'error'] == []
+    with pytest.raises(ValidationError, match="expect.state 'gone': must be present or absent"):
+        normalize_expect({'state': 'gone'})
