@@ -17,9 +17,11 @@ import time
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
 
+MAX_RETRIES = 8
+RETRY_MAX_SECONDS = 120.0
 RETRY_OPTIONS = {
-    'max_retries': {'type': 'int', 'default': 8},
-    'retry_max_seconds': {'type': 'float', 'default': 120.0},
+    'max_retries': {'type': 'int', 'default': MAX_RETRIES},
+    'retry_max_seconds': {'type': 'float', 'default': RETRY_MAX_SECONDS},
 }
 
 
@@ -33,7 +35,7 @@ class Retryable(Exception):
 
 
 class Retrier(object):
-    def __init__(self, max_retries=8, max_seconds=120.0, base_delay=0.5, max_delay=20.0,
+    def __init__(self, max_retries=MAX_RETRIES, max_seconds=RETRY_MAX_SECONDS, base_delay=0.5, max_delay=20.0,
                  sleep=time.sleep, clock=time.monotonic, jitter=random.random):
         self.max_retries = max_retries
         self.max_seconds = max_seconds
@@ -47,7 +49,11 @@ class Retrier(object):
 
     @classmethod
     def from_params(cls, params):
-        return cls(max_retries=params.get('max_retries', 8), max_seconds=params.get('retry_max_seconds', 120.0))
+        """From module parameters; a missing or null option takes its default."""
+        max_retries = params.get('max_retries')
+        max_seconds = params.get('retry_max_seconds')
+        return cls(max_retries=MAX_RETRIES if max_retries is None else max_retries,
+                   max_seconds=RETRY_MAX_SECONDS if max_seconds is None else max_seconds)
 
     def delay(self, attempt, retry_after):
         """Full-jitter exponential backoff, never shorter than what the server asked for."""
@@ -74,7 +80,8 @@ class Retrier(object):
                     wait = self.delay(attempt, retryable.retry_after)
                     spent = self.clock() - started
                     if attempt >= self.max_retries or spent + wait > self.max_seconds:
-                        raise ProviderError('%s: gave up after %d attempts in %.1f s, last: %s'
+                        raise ProviderError('%s: gave up after %d attempts in %.1f s, last: %s; the API is still '
+                                            'throttling or failing: re-run later, or raise max_retries or retry_max_seconds'
                                             % (what, attempt + 1, spent, retryable.reason))
                     attempt += 1
                     self.retries += 1

@@ -33,8 +33,12 @@ def join_value(strings):
     return b''.join(strings).decode('utf-8', 'replace')
 
 
-def to_presentation(strings):
-    """Character-strings to zone-file presentation: ``"a" "b"``."""
+def to_presentation(strings, octal=False):
+    """Character-strings to zone-file presentation: ``"a" "b"``.
+
+    ``octal``: write three-digit escapes in octal, as Route 53 reads them, not decimal as RFC 1035 says.
+    """
+    escape = '\\%03o' if octal else '\\%03d'
     out = []
     for string in strings:
         chars = []
@@ -44,7 +48,7 @@ def to_presentation(strings):
             elif 0x20 <= byte < 0x7f:
                 chars.append(chr(byte))
             else:
-                chars.append('\\%03d' % byte)
+                chars.append(escape % byte)
         out.append('"%s"' % ''.join(chars))
     return ' '.join(out)
 
@@ -98,6 +102,36 @@ def parse_presentation(text, octal=False):
     return tuple(strings)
 
 
+class TxtText(object):
+    """How one backend writes a TXT value as text; each provider that talks text declares one.
+
+    ``octal``: three-digit escapes are octal (Route 53), not decimal (RFC 1035).
+    ``plain``: a value may also come as bare text, taken whole (an API that returns
+    what it was given); quoted text that does not parse is taken whole too.
+    """
+
+    def __init__(self, octal=False, plain=False):
+        self.octal = octal
+        self.plain = plain
+
+    def encode(self, strings):
+        return to_presentation(strings, octal=self.octal)
+
+    def decode(self, text):
+        """Text to character-strings; ValueError when it is not valid presentation format."""
+        if self.plain:
+            if text.startswith('"'):
+                try:
+                    return parse_presentation(text, octal=self.octal)
+                except ValueError:
+                    pass
+            return split_value(text)
+        return parse_presentation(text, octal=self.octal)
+
+
+RFC1035_TXT = TxtText()
+
+
 class TxtRRset(object):
     """What a provider found at one name: TXT values (tuples of bytes), their TTL, or a CNAME."""
 
@@ -106,14 +140,13 @@ class TxtRRset(object):
         self.ttl = ttl
         self.values = list(values or [])
         self.cname = cname
-        # Providers that keep a TTL per value (Cloudflare) record it here; DNS has one per RRset.
-        self.value_ttls = {}
 
     def ttl_of(self, value):
-        return self.value_ttls.get(value, self.ttl)
+        """The TTL ``value`` is served with: DNS has one per RRset. A backend that keeps one per value overrides this."""
+        return self.ttl
 
     def __repr__(self):
-        return 'TxtRRset(%r, ttl=%r, values=%r, cname=%r)' % (self.name, self.ttl, self.values, self.cname)
+        return '%s(%r, ttl=%r, values=%r, cname=%r)' % (type(self).__name__, self.name, self.ttl, self.values, self.cname)
 
 
 class NameChange(object):

@@ -24,6 +24,7 @@ import copy
 import datetime
 import re
 
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import dns_name
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, parse_presentation, to_presentation
 
 _CLASSES = ('IN', 'CH', 'HS', 'CS')
@@ -181,10 +182,6 @@ def _scan(lines):
         raise ZoneFileError(first + 1, 'unbalanced "(": no closing ")"')
 
 
-def _norm(name):
-    return name.lower().rstrip('.')
-
-
 def _fqdn(name):
     return name + '.'
 
@@ -211,7 +208,7 @@ def _ttl(text, lineno):
 def parse(text, origin=None):
     """Parse zone-file text; ``origin`` is the initial origin (the zone name), if known."""
     lines = _split_lines(text)
-    origin = initial = None if origin is None else _norm(origin)
+    origin = initial = None if origin is None else dns_name(origin)
     inherited = _Inherited()
     entries = []
     soa = None
@@ -289,7 +286,7 @@ def read_names(zone, names):
     result = {}
     for name in names:
         rrset = TxtRRset(name)
-        wanted = _norm(name)
+        wanted = dns_name(name)
         for entry in zone.records():
             if entry.owner != wanted or entry.klass not in (None, 'IN'):
                 continue
@@ -330,7 +327,7 @@ def apply_changes(zone, changes, today):
     after = collections.defaultdict(list)
     at_end = []
     for change in changes:
-        name = _norm(change.name)
+        name = dns_name(change.name)
         remove = set(change.remove)
         at_name = [i for i, entry in enumerate(entries) if entry.rtype and entry.owner == name]
         removed = [i for i in at_name if entries[i].rtype == 'TXT' and entries[i].klass in (None, 'IN') and entries[i].value in remove]

@@ -5,7 +5,7 @@ import base64
 import pytest
 from cloudflare import Cloudflare
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.registry import PROVIDERS
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import STS_RECORD
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import plan_name
@@ -13,8 +13,7 @@ from tests.integration.playbook import run_playbook
 
 
 def _provider(backend):
-    params = dict((name, spec.get('default')) for cls in PROVIDERS.values() for name, spec in cls.OPTIONS.items())
-    params.update(backend.module_args())
+    params = backend.module_args()
     return PROVIDERS[params['provider']].from_params(params)
 
 
@@ -40,9 +39,9 @@ def test_concurrent_edit_between_read_and_write_loses_nothing(backend, domain):
         provider.apply(zone, [change])
         assert _live(backend, name) == ['someone else was here', 'v=STSv1; id=ours;']
         return
-    with pytest.raises(ProviderError) as error:
+    with pytest.raises(ConflictError) as error:
         provider.apply(zone, [change])
-    assert 'changed' in str(error.value) and 're-run' in str(error.value)
+    assert 'changed since' in str(error.value) and 'nothing was' in str(error.value) and 're-run' in str(error.value)
     # Refused whole: the other writer's value is there, ours is not.
     assert _live(backend, name) == ['someone else was here', 'v=STSv1; id=before;']
 
@@ -56,7 +55,7 @@ def test_cloudflare_batch_is_all_or_nothing(cloudflare, domain):
     other_writer = Cloudflare(api_token=cloudflare.token, base_url=cloudflare.api.base_url, max_retries=0)
     for record in cloudflare.api.records('alpha.example', name=first):
         other_writer.dns.records.delete(record['id'], zone_id=cloudflare.api.zone_id('alpha.example'))
-    with pytest.raises(ProviderError, match='HTTP 404'):
+    with pytest.raises(ConflictError, match='changed since they were read .HTTP 404'):
         provider.apply(zone, [added, change])
     assert _live(cloudflare, first) == [] and _live(cloudflare, second) == []
 

@@ -6,21 +6,61 @@
 
 A provider knows nothing about MTA-STS or TLS-RPT grammar and does no
 planning: it is given names and ``NameChange`` objects (see ``_txt``).
-Names are absolute, lower-case, without a trailing dot.
+Names are absolute, lower-case, without a trailing dot (``dns_name``).
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import RETRY_OPTIONS
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import RFC1035_TXT
+
+# Seconds to wait for each answer from a provider's server or API (the module's ``timeout`` option).
+DEFAULT_TIMEOUT = 10.0
+# Options every provider uses; part of each module's argument spec.
+SHARED_OPTIONS = {
+    'timeout': {'type': 'float', 'default': DEFAULT_TIMEOUT},
+}
+
+
+def dns_name(text):
+    """A name as a backend writes it (any case, with or without the final dot) to the form providers use."""
+    return text.rstrip('.').lower()
+
+
+def stale_records(what, detail=''):
+    """The error of a write refused because the RRsets changed since they were read (a concurrent edit)."""
+    return ConflictError('%s: the TXT records changed since they were read%s; nothing was applied, re-run' % (what, detail))
+
+
+def parent_names(name):
+    """``a.b.c`` -> ``['a.b.c', 'b.c', 'c']``: candidate zones, longest first."""
+    labels = name.split('.')
+    return ['.'.join(labels[i:]) for i in range(len(labels))]
+
 
 class Provider(object):
     """Base class of the DNS providers.
 
-    ``OPTIONS`` is the provider's part of the module argument spec; the
-    module passes all its parameters to ``from_params``.
+    ``OPTIONS`` is the provider's own part of the module argument spec (the
+    registry merges them); ``REQUIRED`` names the options without which it
+    cannot work (enforced at argument validation); ``TXT`` is how the backend
+    writes a TXT value as text. ``from_params`` gets all module parameters.
     """
 
     OPTIONS = {}
+    REQUIRED = ()
+    TXT = RFC1035_TXT
+
+    @classmethod
+    def settings(cls, params):
+        """``params`` with every option of this provider present: the spec default where a value is missing."""
+        settings = {}
+        for option, spec in dict(SHARED_OPTIONS, **cls.OPTIONS).items():
+            value = params.get(option)
+            settings[option] = spec.get('default') if value is None else value
+        return settings
 
     @classmethod
     def from_params(cls, params):
@@ -40,8 +80,8 @@ class Provider(object):
     def apply(self, zone, changes):
         """Apply ``changes`` (a list of NameChange with ``changed`` true) to ``zone`` in one write.
 
-        The write must fail, not overwrite, when the RRsets changed since
-        ``read`` (a concurrent edit), and must not leave a partial change.
+        The write must fail with ConflictError, not overwrite, when the RRsets
+        changed since ``read`` (a concurrent edit), and must not leave a partial change.
         """
         raise NotImplementedError
 
@@ -49,7 +89,70 @@ class Provider(object):
         """Release connections; called once at the end of a module run."""
 
 
-def parent_names(name):
-    """``a.b.c`` -> ``['a.b.c', 'b.c', 'c']``: candidate zones, longest first."""
-    labels = name.split('.')
-    return ['.'.join(labels[i:]) for i in range(len(labels))]
+class ZoneListingProvider(Provider):
+    """An API that lists its zones (name -> id): Route 53, Cloudflare.
+
+    Zones are listed once per run; every request goes through one Retrier,
+    so throttling is handled, and counted, in one place. A subclass says
+    how to list zones (``list_zones``), which failures are worth another
+    attempt (``classify``) and what a failure means (``failure``).
+    """
+
+    NAME = None
+    OPTIONS = RETRY_OPTIONS
+    # What the zones seen are, for messages: 'zone visible to this API token'.
+    ZONE_KIND = 'zone'
+    # What to check when a zone is not among them.
+    ZONE_HINT = ''
+
+    def __init__(self, retrier):
+        self.retrier = retrier
+        self._zones = None      # {zone name: zone id}
+
+    def list_zones(self):
+        """Every zone the credentials see, as ``(name, id)`` pairs."""
+        raise NotImplementedError
+
+    def classify(self, exc):
+        """Raise Retryable when ``exc`` is worth another attempt; return otherwise."""
+        raise NotImplementedError
+
+    def failure(self, exc, what):
+        """The ProviderError (or ConflictError) that says what ``exc`` means for ``what``, or None to let it through."""
+        raise NotImplementedError
+
+    def call(self, request, what):
+        """``request()`` through the Retrier; SDK failures become errors that say what to check."""
+        what = '%s %s' % (self.NAME, what)
+        try:
+            return self.retrier.call(request, self.classify, what)
+        except ProviderError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            error = self.failure(exc, what)
+            if error is None:
+                raise
+            raise error
+
+    def zones(self):
+        if self._zones is None:
+            self._zones = dict((dns_name(name), zone_id) for name, zone_id in self.list_zones())
+        return self._zones
+
+    def _unknown(self, what):
+        seen = sorted(self.zones())
+        listed = ', '.join(seen[:5]) + (', ...' if len(seen) > 5 else '') if seen else 'none'
+        return ProviderError('%s: no %s %s (zones seen: %s)%s' % (self.NAME, self.ZONE_KIND, what, listed, self.ZONE_HINT))
+
+    def zone_id(self, zone):
+        zone_id = self.zones().get(zone)
+        if zone_id is None:
+            raise self._unknown('is named %s' % zone)
+        return zone_id
+
+    def find_zone(self, name):
+        zones = self.zones()
+        for candidate in parent_names(name):
+            if candidate in zones:
+                return candidate
+        raise self._unknown('holds %s' % name)

@@ -15,9 +15,9 @@ __metaclass__ = type
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider, parent_names
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import RETRY_OPTIONS, Retrier, Retryable
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, parse_presentation, split_value, to_presentation
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import ZoneListingProvider, dns_name, stale_records
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retrier, Retryable
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, TxtText
 
 try:
     import cloudflare
@@ -32,72 +32,65 @@ RECORD_PAGE_SIZE = 5000
 BATCH_LIMIT = 200  # items per batch request on Cloudflare's smallest plan
 
 
-class CloudflareProvider(Provider):
-    OPTIONS = dict(RETRY_OPTIONS, **{
+class CloudflareRRset(TxtRRset):
+    """Cloudflare keeps a TTL per TXT record (per value), not per RRset."""
+
+    def __init__(self, name):
+        super(CloudflareRRset, self).__init__(name)
+        self.value_ttls = {}
+
+    def ttl_of(self, value):
+        return self.value_ttls.get(value, self.ttl)
+
+
+class CloudflareProvider(ZoneListingProvider):
+    NAME = 'cloudflare'
+    # Cloudflare returns TXT content as quoted character-strings, or as plain text when it was given so.
+    TXT = TxtText(plain=True)
+    OPTIONS = dict(ZoneListingProvider.OPTIONS, **{
         'api_token': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['CLOUDFLARE_API_TOKEN'])},
         'base_url': {'type': 'str', 'fallback': (env_fallback, ['CLOUDFLARE_BASE_URL'])},
     })
+    REQUIRED = ('api_token',)
+    ZONE_KIND = 'zone visible to this API token'
+    ZONE_HINT = '; check that the token has Zone:Read and DNS:Edit on that zone'
 
     def __init__(self, client, retrier):
+        super(CloudflareProvider, self).__init__(retrier)
         self.client = client
-        self.retrier = retrier
-        self._zones = None      # {zone name: zone id}
         self._ids = {}          # {(name, value tuple): record id}
 
     @classmethod
     def from_params(cls, params):
         if not HAS_CLOUDFLARE:
             raise ProviderError('the cloudflare provider needs the cloudflare Python library: %s' % CLOUDFLARE_IMPORT_ERROR)
-        if not params.get('api_token'):
+        settings = cls.settings(params)
+        if not settings['api_token']:
             raise ProviderError('api_token: required by provider cloudflare (or set CLOUDFLARE_API_TOKEN)')
         # The SDK retries on its own by default; ours is the only retry layer.
-        client = cloudflare.Cloudflare(api_token=params['api_token'], base_url=params.get('base_url') or None,
-                                       max_retries=0, timeout=params.get('timeout') or 10.0)
-        return cls(client, Retrier.from_params(params))
+        client = cloudflare.Cloudflare(api_token=settings['api_token'], base_url=settings['base_url'] or None,
+                                       max_retries=0, timeout=settings['timeout'])
+        return cls(client, Retrier.from_params(settings))
 
     def close(self):
         self.client.close()
 
-    def _call(self, request, what):
-        what = 'cloudflare ' + what
-        try:
-            return self.retrier.call(request, _classify, what)
-        except cloudflare.APIStatusError as exc:
-            raise ProviderError('%s: HTTP %s: %s' % (what, exc.status_code, _errors(exc)))
-        except cloudflare.APIError as exc:
-            raise ProviderError('%s: %s' % (what, exc))
-
     def _pages(self, first, what):
         """Every item of a listing, asking for a next page only when there can be one."""
-        page = self._call(first, what)
+        page = self.call(first, what)
         items = list(page.result or [])
         while _has_next_page(page):
-            page = self._call(page.get_next_page, what)
+            page = self.call(page.get_next_page, what)
             items.extend(page.result or [])
         return items
 
-    def _load_zones(self):
-        if self._zones is None:
-            zones = self._pages(lambda: self.client.zones.list(per_page=ZONE_PAGE_SIZE), 'list zones')
-            self._zones = dict((zone.name.rstrip('.').lower(), zone.id) for zone in zones)
-        return self._zones
-
-    def _zone_id(self, zone):
-        zone_id = self._load_zones().get(zone)
-        if zone_id is None:
-            raise ProviderError('cloudflare: no zone %s is visible to this API token' % zone)
-        return zone_id
-
-    def find_zone(self, name):
-        zones = self._load_zones()
-        for candidate in parent_names(name):
-            if candidate in zones:
-                return candidate
-        raise ProviderError('cloudflare: no zone visible to this API token holds %s' % name)
+    def list_zones(self):
+        zones = self._pages(lambda: self.client.zones.list(per_page=ZONE_PAGE_SIZE), 'list zones')
+        return [(zone.name, zone.id) for zone in zones]
 
     def read(self, zone, names):
-        zone_id = self._zone_id(zone)
-        found = dict((name, TxtRRset(name)) for name in names)
+        zone_id = self.zone_id(zone)
+        found = dict((name, CloudflareRRset(name)) for name in names)
         if len(names) == 1:
             def listing():
                 return self.client.dns.records.list(zone_id=zone_id, name={'exact': names[0]}, per_page=RECORD_PAGE_SIZE)
@@ -105,13 +98,13 @@ class CloudflareProvider(Provider):
             def listing():
                 return self.client.dns.records.list(zone_id=zone_id, per_page=RECORD_PAGE_SIZE)
         for record in self._pages(listing, 'list records of %s' % zone):
-            rrset = found.get(record.name.rstrip('.').lower())
+            rrset = found.get(dns_name(record.name))
             if rrset is None:
                 continue
             if record.type == 'CNAME':
-                rrset.cname = (record.content or '').rstrip('.').lower()
+                rrset.cname = dns_name(record.content or '')
             elif record.type == 'TXT':
-                value = _value(record.content or '')
+                value = self.TXT.decode(record.content or '')
                 self._ids[(rrset.name, value)] = record.id
                 rrset.values.append(value)
                 rrset.value_ttls[value] = record.ttl
@@ -119,7 +112,7 @@ class CloudflareProvider(Provider):
         return found
 
     def apply(self, zone, changes):
-        zone_id = self._zone_id(zone)
+        zone_id = self.zone_id(zone)
         batch = {'deletes': [], 'puts': [], 'posts': []}
         for change in changes:
             items = self._batch_items(change)
@@ -134,7 +127,7 @@ class CloudflareProvider(Provider):
 
     def _batch_items(self, change):
         old_ids = [self._ids[(change.name, value)] for value in change.remove]
-        new_records = [{'type': 'TXT', 'name': change.name, 'content': to_presentation(value), 'ttl': change.ttl}
+        new_records = [{'type': 'TXT', 'name': change.name, 'content': self.TXT.encode(value), 'ttl': change.ttl}
                        for value in change.add]
         # Overwrite in place where a value is replaced, so the record id (and its history) stays.
         return {
@@ -145,7 +138,30 @@ class CloudflareProvider(Provider):
 
     def _send_batch(self, zone, zone_id, batch):
         if any(batch.values()):
-            self._call(lambda: self.client.dns.records.batch(zone_id=zone_id, **batch), 'batch change of %s' % zone)
+            self.call(lambda: self.client.dns.records.batch(zone_id=zone_id, **batch), 'batch change of %s' % zone)
+
+    def classify(self, exc):
+        if isinstance(exc, cloudflare.RateLimitError):
+            raise Retryable('HTTP 429 rate limited', retry_after=_retry_after(exc))
+        if isinstance(exc, cloudflare.InternalServerError):
+            raise Retryable('HTTP %s' % exc.status_code, retry_after=_retry_after(exc))
+        if isinstance(exc, cloudflare.APITimeoutError):
+            raise Retryable('no answer from %s within %s s' % (self.client.base_url, self.client.timeout))
+        if isinstance(exc, cloudflare.APIConnectionError):
+            raise Retryable('cannot connect to %s: %s' % (self.client.base_url, _cause(exc)))
+
+    def failure(self, exc, what):
+        if isinstance(exc, (cloudflare.AuthenticationError, cloudflare.PermissionDeniedError)):
+            return ProviderError('%s: HTTP %s: %s: the API token was refused; check api_token (or CLOUDFLARE_API_TOKEN), '
+                                 'and that the token has Zone:Read and DNS:Edit on the zone' % (what, exc.status_code, _errors(exc)))
+        if isinstance(exc, cloudflare.NotFoundError) and exc.request.url.path.endswith('/batch'):
+            # A record id we read is gone: someone deleted or replaced it since; the batch was refused whole.
+            return stale_records(what, ' (HTTP 404: %s)' % _errors(exc))
+        if isinstance(exc, cloudflare.APIStatusError):
+            return ProviderError('%s: HTTP %s: %s' % (what, exc.status_code, _errors(exc)))
+        if isinstance(exc, cloudflare.APIError):
+            return ProviderError('%s: %s' % (what, exc))
+        return None
 
 
 def _has_next_page(page):
@@ -157,16 +173,6 @@ def _has_next_page(page):
     return bool(page.result) and info is not None and bool(info.per_page) and len(page.result) >= info.per_page
 
 
-def _value(content):
-    """Cloudflare returns TXT content as quoted character-strings, or as plain text when it was given so."""
-    if content.startswith('"'):
-        try:
-            return parse_presentation(content)
-        except ValueError:
-            pass
-    return split_value(content)
-
-
 def _errors(exc):
     body = exc.body if isinstance(exc.body, dict) else {}
     errors = body.get('errors') or []
@@ -174,13 +180,9 @@ def _errors(exc):
     return text or exc.message
 
 
-def _classify(exc):
-    if isinstance(exc, cloudflare.RateLimitError):
-        raise Retryable('HTTP 429 rate limited', retry_after=_retry_after(exc))
-    if isinstance(exc, cloudflare.InternalServerError):
-        raise Retryable('HTTP %s' % exc.status_code, retry_after=_retry_after(exc))
-    if isinstance(exc, cloudflare.APIConnectionError):
-        raise Retryable(str(exc) or type(exc).__name__)
+def _cause(exc):
+    """The transport's reason (connection refused, name not known) under the SDK's "Connection error."."""
+    return str(exc.__cause__ or exc)
 
 
 def _retry_after(exc):

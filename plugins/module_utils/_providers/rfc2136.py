@@ -13,7 +13,7 @@ import socket
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider, dns_name, stale_records
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset
 
 try:
@@ -39,6 +39,10 @@ except ImportError as exc:  # pragma: no cover - reported by the module
 ALGORITHMS = ('hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1', 'hmac-md5')
 
 
+class _Unsigned(Exception):
+    """The server answered a signed message without a signature: it did not get as far as checking the key."""
+
+
 class Rfc2136Provider(Provider):
     OPTIONS = {
         'server': {'type': 'str', 'fallback': (env_fallback, ['MAILSEC_RFC2136_SERVER'])},
@@ -47,6 +51,10 @@ class Rfc2136Provider(Provider):
         'key_secret': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['MAILSEC_RFC2136_KEY_SECRET'])},
         'key_algorithm': {'type': 'str', 'default': 'hmac-sha256', 'choices': list(ALGORITHMS)},
     }
+    REQUIRED = ('server',)
+    REQUIRED_TOGETHER = (('key_name', 'key_secret'),)
+    # Values travel as wire-format character-strings: no text form.
+    TXT = None
 
     def __init__(self, server, port=53, key_name=None, key_secret=None, key_algorithm='hmac-sha256', timeout=10.0):
         if not HAS_DNSPYTHON:
@@ -69,15 +77,15 @@ class Rfc2136Provider(Provider):
                 # The secret itself must not appear in the message.
                 raise ProviderError('key_secret: not valid base64 for TSIG key %r' % key_name)
             self.key_algorithm = dns.name.from_text(key_algorithm)
-        self._snapshots = {}
 
     @classmethod
     def from_params(cls, params):
-        return cls(params.get('server'), params.get('port') or 53, params.get('key_name'), params.get('key_secret'),
-                   params.get('key_algorithm') or 'hmac-sha256', params.get('timeout') or 10.0)
+        settings = cls.settings(params)
+        return cls(settings['server'], settings['port'], settings['key_name'], settings['key_secret'],
+                   settings['key_algorithm'], settings['timeout'])
 
     def _where(self):
-        return '%s port %d' % (self.server, self.port)
+        return 'server %s port %d' % (self.server, self.port)
 
     def _sign(self, message):
         if self.keyring:
@@ -86,28 +94,62 @@ class Rfc2136Provider(Provider):
 
     @contextlib.contextmanager
     def _talking(self, what):
-        """Turn dnspython and socket failures into one clear ProviderError (never with the key secret)."""
+        """Turn dnspython and socket failures into one ProviderError that says what to check (never with the key secret)."""
+        where = self._where()
         try:
             yield
-        except (dns.tsig.PeerBadKey, dns.tsig.PeerBadSignature, dns.tsig.PeerBadTime, dns.tsig.BadSignature) as exc:
-            raise ProviderError('%s: %s rejected TSIG key %r (%s)' % (what, self._where(), self.key_name, type(exc).__name__))
+        except dns.tsig.PeerBadKey:
+            raise ProviderError('%s: %s does not know TSIG key %r with algorithm %s (BADKEY); check key_name and key_algorithm'
+                                % (what, where, self.key_name, self.key_algorithm))
+        except dns.tsig.PeerBadSignature:
+            raise ProviderError('%s: %s rejected TSIG key %r: the signature does not verify (BADSIG); check key_secret and '
+                                'key_algorithm' % (what, where, self.key_name))
+        except dns.tsig.PeerBadTime:
+            raise ProviderError('%s: %s rejected TSIG key %r: the clocks of this host and the server differ too much '
+                                '(BADTIME)' % (what, where, self.key_name))
+        except dns.tsig.BadSignature:
+            raise ProviderError('%s: the answer of %s does not verify with TSIG key %r; check key_secret'
+                                % (what, where, self.key_name))
         except dns.exception.Timeout:
-            raise ProviderError('%s: no answer from %s within %s seconds' % (what, self._where(), self.timeout))
+            raise ProviderError('%s: no answer from %s within %s seconds; check server and port, and that TCP to it is '
+                                'not filtered' % (what, where, self.timeout))
+        except ConnectionRefusedError:
+            raise ProviderError('%s: %s refused the TCP connection: nothing listens there; check server and port'
+                                % (what, where))
         except dns.xfr.TransferError:
             raise
-        except (socket.error, OSError, EOFError, dns.exception.DNSException) as exc:
-            raise ProviderError('%s: %s failed: %s' % (what, self._where(), exc))
+        except dns.exception.FormError as exc:
+            if self.keyring and 'requires a TSIG' in str(exc):
+                raise _Unsigned()
+            raise ProviderError('%s: %s sent an answer that is not valid DNS: %s' % (what, where, exc))
+        except EOFError:
+            raise ProviderError('%s: %s closed the connection without answering' % (what, where))
+        except (socket.error, OSError) as exc:
+            raise ProviderError('%s: cannot reach %s: %s' % (what, where, exc.strerror or exc))
+        except dns.exception.DNSException as exc:
+            raise ProviderError('%s: %s failed: %s' % (what, where, exc))
 
     def _send(self, message, what):
         with self._talking(what):
             return dns.query.tcp(message, self.address, port=self.port, timeout=self.timeout)
 
     def _query(self, name, rdtype):
-        message = self._sign(dns.message.make_query(dns.name.from_text(name), rdtype))
-        response = self._send(message, 'query %s %s' % (name, rdtype))
+        what = 'query %s %s' % (name, rdtype)
+        question = dns.message.make_query(dns.name.from_text(name), rdtype)
+        try:
+            response = self._send(self._sign(question), what)
+        except _Unsigned:
+            # Refusals come back unsigned; asking again unsigned (a query changes nothing) learns the reason.
+            response = self._send(dns.message.make_query(dns.name.from_text(name), rdtype), what)
+            if response.rcode() == dns.rcode.NOERROR:
+                raise ProviderError('%s: %s answered without a TSIG signature; check that it knows key %r'
+                                    % (what, self._where(), self.key_name))
         rcode = response.rcode()
+        if rcode == dns.rcode.REFUSED:
+            raise ProviderError('%s: %s refused the query for %s (REFUSED): it does not serve that zone; check server, '
+                                'or give zone' % (what, self._where(), name))
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            raise ProviderError('query %s %s: %s answered %s' % (name, rdtype, self._where(), dns.rcode.to_text(rcode)))
+            raise ProviderError('%s: %s answered %s' % (what, self._where(), dns.rcode.to_text(rcode)))
         return response
 
     def find_zone(self, name):
@@ -121,9 +163,10 @@ class Rfc2136Provider(Provider):
                 continue
             for rrset in response.answer + response.authority:
                 if rrset.rdtype == dns.rdatatype.SOA:
-                    return rrset.name.to_text(omit_final_dot=True).lower()
+                    return dns_name(rrset.name.to_text())
             break
-        raise ProviderError('no zone found for %s at %s: the server is not authoritative for it' % (name, self._where()))
+        raise ProviderError('no zone found for %s at %s: the server is not authoritative for it; check server, or give zone'
+                            % (name, self._where()))
 
     def read(self, zone, names):
         if len(names) > 1:
@@ -135,7 +178,8 @@ class Rfc2136Provider(Provider):
     def _read_name(self, name):
         response = self._query(name, 'TXT')
         if response.flags & dns.flags.AA == 0:
-            raise ProviderError('query %s TXT: %s is not authoritative for it' % (name, self._where()))
+            raise ProviderError('query %s TXT: %s is not authoritative for it; give the primary server of its zone as server'
+                                % (name, self._where()))
         owner = dns.name.from_text(name)
         found = TxtRRset(name)
         for rrset in response.answer:
@@ -157,7 +201,7 @@ class Rfc2136Provider(Provider):
                         found = wanted.get(rrset.name)
                         if found is not None:
                             _collect(found, rrset)
-        except dns.xfr.TransferError:
+        except (dns.xfr.TransferError, _Unsigned):
             return None
         return dict((found.name, found) for found in wanted.values())
 
@@ -175,18 +219,31 @@ class Rfc2136Provider(Provider):
                 update.delete(name, _rdata(value))
             for value in change.add:
                 update.add(name, change.ttl, _rdata(value))
-        response = self._send(self._sign(update), 'update %s' % zone)
+        what = 'update %s' % zone
+        try:
+            response = self._send(self._sign(update), what)
+        except _Unsigned:
+            # Never sent again unsigned: the server might accept an unsigned update.
+            raise ProviderError('%s: %s refused the update without checking key %r (an unsigned answer): it does not '
+                                'serve zone %s, or that key may not update it; check server, zone and the server\'s '
+                                'update ACL; nothing was applied' % (what, self._where(), self.key_name, zone))
         rcode = response.rcode()
         if rcode in (dns.rcode.NXRRSET, dns.rcode.YXRRSET):
-            raise ProviderError('update %s: the TXT records changed at %s since they were read; nothing was applied, re-run'
-                                % (zone, self._where()))
+            raise stale_records('%s at %s' % (what, self._where()), ' (%s)' % dns.rcode.to_text(rcode))
+        if rcode == dns.rcode.REFUSED:
+            raise ProviderError('%s: %s refused the update (REFUSED): %s may not update zone %s there; check the '
+                                'server\'s update ACL; nothing was applied'
+                                % (what, self._where(), 'key %r' % self.key_name if self.key_name else 'an unsigned update', zone))
+        if rcode == dns.rcode.NOTAUTH:
+            raise ProviderError('%s: %s is not the primary of zone %s (NOTAUTH); give the primary as server, and check zone; '
+                                'nothing was applied' % (what, self._where(), zone))
         if rcode != dns.rcode.NOERROR:
-            raise ProviderError('update %s: %s answered %s; nothing was applied' % (zone, self._where(), dns.rcode.to_text(rcode)))
+            raise ProviderError('%s: %s answered %s; nothing was applied' % (what, self._where(), dns.rcode.to_text(rcode)))
 
 
 def _collect(found, rrset):
     if rrset.rdtype == dns.rdatatype.CNAME:
-        found.cname = rrset[0].target.to_text(omit_final_dot=True).lower()
+        found.cname = dns_name(rrset[0].target.to_text())
     elif rrset.rdtype == dns.rdatatype.TXT:
         found.ttl = rrset.ttl
         found.values.extend(tuple(rdata.strings) for rdata in rrset)

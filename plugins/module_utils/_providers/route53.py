@@ -7,12 +7,14 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import functools
+import re
 import time
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider, parent_names
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import RETRY_OPTIONS, Retrier, Retryable
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, parse_presentation, to_presentation
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import ZoneListingProvider, dns_name, stale_records
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retrier, Retryable
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, TxtText
 
 try:
     import boto3
@@ -28,16 +30,27 @@ RETRYABLE_CODES = frozenset([
     'Throttling', 'ThrottlingException', 'PriorRequestNotComplete', 'RequestLimitExceeded',
     'ServiceUnavailable', 'InternalError', 'InternalFailure',
 ])
+CREDENTIAL_CODES = frozenset([
+    'InvalidClientTokenId', 'SignatureDoesNotMatch', 'UnrecognizedClientException', 'ExpiredToken',
+    'ExpiredTokenException', 'InvalidAccessKeyId', 'AccessDenied', 'AccessDeniedException', 'IncompleteSignature',
+])
+# What Route 53 says when a change meets an RRset other than the one it names: someone changed it since we read.
+STALE_CHANGE = re.compile(r'Tried to (delete|create) resource record set .* but (the values provided do not match|'
+                          r'it was not found|it already exists)')
 PAGE_SIZE = 300
+WAIT_INTERVAL = 5
 
 
-def _zone_name(name):
-    # Route 53 writes names with a final dot and '*' as \052.
-    return name.replace('\\052', '*').rstrip('.').lower()
+def _record_name(name):
+    # Route 53 writes '*' as \052.
+    return dns_name(name.replace('\\052', '*'))
 
 
-class Route53Provider(Provider):
-    OPTIONS = dict(RETRY_OPTIONS, **{
+class Route53Provider(ZoneListingProvider):
+    NAME = 'route53'
+    # Route 53 reads and writes three-digit escapes as octal.
+    TXT = TxtText(octal=True)
+    OPTIONS = dict(ZoneListingProvider.OPTIONS, **{
         'aws_access_key_id': {'type': 'str', 'aliases': ['access_key']},
         'aws_secret_access_key': {'type': 'str', 'no_log': True, 'aliases': ['secret_key']},
         'aws_session_token': {'type': 'str', 'no_log': True, 'aliases': ['session_token']},
@@ -49,102 +62,72 @@ class Route53Provider(Provider):
         'wait': {'type': 'bool', 'default': False},
         'wait_timeout': {'type': 'int', 'default': 300},
     })
+    ZONE_HINT = ('; check that the credentials belong to the account that has the zone, private_zone, '
+                 'or give hosted_zone_id')
 
     def __init__(self, client, retrier, hosted_zone_id=None, private_zone=False, wait=False, wait_timeout=300):
+        super(Route53Provider, self).__init__(retrier)
         self.client = client
-        self.retrier = retrier
         self.hosted_zone_id = hosted_zone_id
         self.private_zone = private_zone
+        self.ZONE_KIND = '%s hosted zone' % ('private' if private_zone else 'public')
         self.wait = wait
         self.wait_timeout = wait_timeout
-        self._zones = None          # {zone name: hosted zone id}
         self._raw = {}              # {(name, value tuple): the Value string Route 53 returned}
 
     @classmethod
     def from_params(cls, params):
         if not HAS_BOTO3:
             raise ProviderError('the route53 provider needs the boto3 Python library: %s' % BOTO3_IMPORT_ERROR)
-        timeout = params.get('timeout') or 10.0
+        settings = cls.settings(params)
         try:
             session = boto3.session.Session(
-                aws_access_key_id=params.get('aws_access_key_id'),
-                aws_secret_access_key=params.get('aws_secret_access_key'),
-                aws_session_token=params.get('aws_session_token'),
-                profile_name=params.get('profile'),
-                region_name=params.get('region') or 'us-east-1',
+                aws_access_key_id=settings['aws_access_key_id'],
+                aws_secret_access_key=settings['aws_secret_access_key'],
+                aws_session_token=settings['aws_session_token'],
+                profile_name=settings['profile'],
+                region_name=settings['region'] or 'us-east-1',
             )
             # botocore retries on its own by default; ours is the only retry layer.
             config = botocore.config.Config(retries={'total_max_attempts': 1, 'mode': 'standard'},
-                                            connect_timeout=timeout, read_timeout=timeout)
-            client = session.client('route53', endpoint_url=params.get('endpoint_url'), config=config)
+                                            connect_timeout=settings['timeout'], read_timeout=settings['timeout'])
+            client = session.client('route53', endpoint_url=settings['endpoint_url'], config=config)
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise ProviderError('route53: profile: %s' % exc)
         except botocore.exceptions.BotoCoreError as exc:
             raise ProviderError('route53: %s' % exc)
-        return cls(client, Retrier.from_params(params), params.get('hosted_zone_id'), params.get('private_zone', False),
-                   params.get('wait', False), params.get('wait_timeout', 300))
+        return cls(client, Retrier.from_params(settings), settings['hosted_zone_id'], settings['private_zone'],
+                   settings['wait'], settings['wait_timeout'])
 
-    def _call(self, operation, what, **kwargs):
-        method = getattr(self.client, operation)
-        what = ('route53 %s %s' % (operation, what)).rstrip()
-        try:
-            return self.retrier.call(lambda: method(**kwargs), _classify, what)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) == 'InvalidChangeBatch':
-                raise ProviderError('%s: the TXT records changed since they were read, nothing was applied; re-run (%s)'
-                                    % (what, _message(exc)))
-            raise ProviderError('%s: %s' % (what, _message(exc)))
-        except botocore.exceptions.NoCredentialsError:
-            raise ProviderError('%s: no AWS credentials: set aws_access_key_id and aws_secret_access_key, profile, '
-                                'or the usual AWS environment variables' % what)
-        except botocore.exceptions.BotoCoreError as exc:
-            raise ProviderError('%s: %s' % (what, exc))
+    def _api(self, operation, what='', **kwargs):
+        return self.call(functools.partial(getattr(self.client, operation), **kwargs), ('%s %s' % (operation, what)).rstrip())
 
-    def _load_zones(self):
-        if self._zones is not None:
-            return self._zones
-        zones = {}
+    def list_zones(self):
         if self.hosted_zone_id:
-            zone = self._call('get_hosted_zone', self.hosted_zone_id, Id=self.hosted_zone_id)['HostedZone']
-            zones[_zone_name(zone['Name'])] = zone['Id']
-        else:
-            kwargs = {'MaxItems': '100'}
-            while True:
-                page = self._call('list_hosted_zones', '', **kwargs)
-                for zone in page['HostedZones']:
-                    if bool(zone.get('Config', {}).get('PrivateZone')) == self.private_zone:
-                        zones[_zone_name(zone['Name'])] = zone['Id']
-                if not page.get('IsTruncated'):
-                    break
-                kwargs['Marker'] = page['NextMarker']
-        self._zones = zones
-        return zones
-
-    def _zone_id(self, zone):
-        zone_id = self._load_zones().get(zone)
-        if zone_id is None:
-            kind = 'private' if self.private_zone else 'public'
-            raise ProviderError('route53: no %s hosted zone %s%s' % (
-                kind, zone, ' with id %s' % self.hosted_zone_id if self.hosted_zone_id else ''))
-        return zone_id
-
-    def find_zone(self, name):
-        zones = self._load_zones()
-        for candidate in parent_names(name):
-            if candidate in zones:
-                return candidate
-        raise ProviderError('route53: no %s hosted zone holds %s' % ('private' if self.private_zone else 'public', name))
+            zone = self._api('get_hosted_zone', self.hosted_zone_id, Id=self.hosted_zone_id)['HostedZone']
+            return [(zone['Name'], zone['Id'])]
+        zones = []
+        kwargs = {'MaxItems': '100'}
+        while True:
+            page = self._api('list_hosted_zones', **kwargs)
+            zones.extend((zone['Name'], zone['Id']) for zone in page['HostedZones']
+                         if bool(zone.get('Config', {}).get('PrivateZone')) == self.private_zone)
+            if not page.get('IsTruncated'):
+                return zones
+            kwargs['Marker'] = page['NextMarker']
 
     def read(self, zone, names):
-        zone_id = self._zone_id(zone)
+        zone_id = self.zone_id(zone)
         found = dict((name, TxtRRset(name)) for name in names)
         kwargs = {'HostedZoneId': zone_id, 'MaxItems': str(PAGE_SIZE)}
         if len(names) == 1:
             # Records are listed in name order, so one name's RRsets come first when we start there.
             kwargs['StartRecordName'] = names[0]
         while True:
-            page = self._call('list_resource_record_sets', zone, **kwargs)
+            page = self._api('list_resource_record_sets', zone, **kwargs)
             past = False
             for record_set in page['ResourceRecordSets']:
-                name = _zone_name(record_set['Name'])
+                name = _record_name(record_set['Name'])
                 if len(names) == 1 and name != names[0]:
                     past = True
                     break
@@ -161,12 +144,12 @@ class Route53Provider(Provider):
     def _collect(self, found, record_set):
         values = [record['Value'] for record in record_set.get('ResourceRecords', [])]
         if record_set['Type'] == 'CNAME' and values:
-            found.cname = values[0].rstrip('.').lower()
+            found.cname = dns_name(values[0])
         elif record_set['Type'] == 'TXT':
             found.ttl = record_set.get('TTL')
             for raw in values:
                 try:
-                    value = parse_presentation(raw, octal=True)
+                    value = self.TXT.decode(raw)
                 except ValueError as exc:
                     raise ProviderError('route53: TXT value at %s cannot be read: %s' % (found.name, exc))
                 self._raw[(found.name, value)] = raw
@@ -174,7 +157,7 @@ class Route53Provider(Provider):
 
     def _record_set(self, name, ttl, values):
         # Values read from Route 53 go back exactly as it wrote them, so a DELETE matches.
-        records = [{'Value': self._raw.get((name, value)) or to_presentation(value)} for value in values]
+        records = [{'Value': self._raw.get((name, value)) or self.TXT.encode(value)} for value in values]
         return {'Name': name + '.', 'Type': 'TXT', 'TTL': ttl, 'ResourceRecords': records}
 
     def apply(self, zone, changes):
@@ -186,17 +169,44 @@ class Route53Provider(Provider):
                 batch.append({'Action': 'DELETE', 'ResourceRecordSet': self._record_set(change.name, change.before_ttl, change.before)})
             if change.after:
                 batch.append({'Action': 'CREATE', 'ResourceRecordSet': self._record_set(change.name, change.ttl, change.after)})
-        answer = self._call('change_resource_record_sets', zone, HostedZoneId=self._zone_id(zone),
-                            ChangeBatch={'Comment': 'mailsec.mta_sts', 'Changes': batch})
+        answer = self._api('change_resource_record_sets', zone, HostedZoneId=self.zone_id(zone),
+                           ChangeBatch={'Comment': 'mailsec.mta_sts', 'Changes': batch})
         if self.wait:
             self._wait_insync(zone, answer['ChangeInfo']['Id'])
 
     def _wait_insync(self, zone, change_id):
         deadline = time.monotonic() + self.wait_timeout
-        while self._call('get_change', change_id, Id=change_id)['ChangeInfo']['Status'] != 'INSYNC':
+        while self._api('get_change', change_id, Id=change_id)['ChangeInfo']['Status'] != 'INSYNC':
             if time.monotonic() > deadline:
                 raise ProviderError('route53: zone %s: change %s applied but not INSYNC within %d s' % (zone, change_id, self.wait_timeout))
-            time.sleep(5)
+            time.sleep(WAIT_INTERVAL)
+
+    def classify(self, exc):
+        if isinstance(exc, botocore.exceptions.ClientError):
+            status = exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode', 0)
+            if _code(exc) in RETRYABLE_CODES or status >= 500 or status == 429:
+                raise Retryable(_message(exc))
+            return
+        if isinstance(exc, (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):
+            raise Retryable('no answer from %s within %s s' % (self.client.meta.endpoint_url, self.client.meta.config.read_timeout))
+        if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError)):
+            raise Retryable('cannot connect to %s: %s' % (self.client.meta.endpoint_url, _cause(exc)))
+
+    def failure(self, exc, what):
+        if isinstance(exc, botocore.exceptions.ClientError):
+            code = _code(exc)
+            if code == 'InvalidChangeBatch' and STALE_CHANGE.search(_message(exc)):
+                return stale_records(what, ' (%s)' % _message(exc))
+            if code in CREDENTIAL_CODES:
+                return ProviderError('%s: AWS refused the credentials (%s); check aws_access_key_id, aws_secret_access_key, '
+                                     'aws_session_token or profile, and that they may use Route 53' % (what, _message(exc)))
+            return ProviderError('%s: %s' % (what, _message(exc)))
+        if isinstance(exc, botocore.exceptions.NoCredentialsError):
+            return ProviderError('%s: no AWS credentials: set aws_access_key_id and aws_secret_access_key, profile, '
+                                 'or the usual AWS environment variables' % what)
+        if isinstance(exc, botocore.exceptions.BotoCoreError):
+            return ProviderError('%s: %s' % (what, exc))
+        return None
 
 
 def _code(exc):
@@ -208,12 +218,7 @@ def _message(exc):
     return '%s: %s' % (error.get('Code', 'error'), error.get('Message', ''))
 
 
-def _classify(exc):
-    if isinstance(exc, botocore.exceptions.ClientError):
-        status = exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode', 0)
-        if _code(exc) in RETRYABLE_CODES or status >= 500 or status == 429:
-            raise Retryable(_message(exc))
-        return
-    if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-                        botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)):
-        raise Retryable(str(exc))
+def _cause(exc):
+    """The socket's reason (connection refused, name not known) under a botocore connection error."""
+    reason = exc.kwargs.get('error') if hasattr(exc, 'kwargs') else None
+    return str(reason or exc)

@@ -17,7 +17,7 @@ import os
 import stat
 import tempfile
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider, parent_names
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._zonefile import ZoneFileError, apply_changes, parse, read_names
 
@@ -28,6 +28,7 @@ class ZonefileProvider(Provider):
     """``zone_file`` is one file, or a path with ``{zone}`` standing for the zone name."""
 
     OPTIONS = {'zone_file': {'type': 'path'}}
+    REQUIRED = ('zone_file',)
 
     def __init__(self, zone_file, today=None):
         self.zone_file = zone_file
@@ -37,9 +38,9 @@ class ZonefileProvider(Provider):
 
     @classmethod
     def from_params(cls, params):
-        zone_file = params.get('zone_file')
+        zone_file = cls.settings(params)['zone_file']
         if not zone_file:
-            raise ProviderError('the zonefile provider needs zone_file')
+            raise ProviderError('zone_file: required by provider zonefile')
         return cls(zone_file)
 
     def _path(self, zone):
@@ -89,7 +90,7 @@ class ZonefileProvider(Provider):
     def apply(self, zone, changes):
         path, data, parsed = self._get(zone)
         if _read_bytes(path) != data:
-            raise ProviderError('zone file %s changed since it was read; re-run' % path)
+            raise ConflictError('zone file %s changed since it was read; nothing was written, re-run' % path)
         try:
             text = apply_changes(parsed, changes, self.today or datetime.date.today())
         except ZoneFileError as exc:

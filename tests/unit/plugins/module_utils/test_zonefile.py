@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, plan_name, split_value
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._zonefile import (
     ZoneFileError, apply_changes, next_serial, parse, read_names,
@@ -341,7 +341,7 @@ def test_concurrent_change_is_refused(tmp_path):
     rrset = provider.read(zone, ['_mta-sts.example.com'])['_mta-sts.example.com']
     edited = ZONE.replace('192.0.2.80', '192.0.2.81')
     path.write_text(edited)
-    with pytest.raises(ProviderError, match='changed since it was read; re-run'):
+    with pytest.raises(ConflictError, match='changed since it was read; nothing was written, re-run'):
         provider.apply(zone, [plan_name(rrset, 'v=STSv1; id=new;', _sts, _same, 3600)])
     assert path.read_text() == edited
 
