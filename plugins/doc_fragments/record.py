@@ -14,6 +14,10 @@ options:
   domain:
     description:
       - The mail domain whose record is managed, for example V(example.com).
+      - An internationalised name may be given with U-labels (V(bücher.example)); it is converted to A-labels
+        (V(xn--bcher-kva.example)) by IDNA 2008 (UTS 46 mapping, non-transitional) with the Python C(idna) package.
+        Without that package the module fails and names the A-label to give instead. Results show the A-label
+        (RV(results[].domain)) and the name as given (RV(results[].domain_unicode)). The same applies to O(domains).
       - Mutually exclusive with O(domains); one of them is required.
     type: str
   state:
@@ -51,7 +55,9 @@ notes:
   - Only TXT values that start with the record's version tag are managed; two or more of them are
     collapsed into one, because receivers ignore a domain that has several.
   - A value longer than 255 bytes is published as several character-strings.
-  - A CNAME at the record's name (delegation, RFC 8461 section 8.2) is never written over; the module fails naming it.
+  - A CNAME at the record's name (delegation, RFC 8461 section 8.2) is never written over; the module fails naming it,
+    with RV(conflict=true), before anything is written. So does a change made by someone else between the module's
+    read and its write (RV(results) then say which zones were already applied).
   - All input is validated for every domain before anything is read or written.
   - With O(domains), the provider is read at most once per zone and written at most once per zone; a run that
     changes nothing writes nothing.
@@ -59,4 +65,40 @@ requirements:
   - dnspython (provider V(rfc2136))
   - boto3 (provider V(route53))
   - cloudflare >= 4 (provider V(cloudflare))
+  - idna (internationalised domain names given as U-labels)
+'''
+
+    # The live policy look-up of mta_sts_record, before a removal or an id change.
+    POLICY_CHECK = r'''
+options:
+  policy_check:
+    description:
+      - How the module looks at the live policy, C(https://mta-sts.<domain>/.well-known/mta-sts.txt), fetched as a
+        strict sender fetches it (HTTPS with certificate validation, no redirects).
+      - It is fetched only when a run is about to remove an existing C(v=STSv1) record (O(state=absent)), to warn
+        when the live policy is not C(mode) V(none); and when a run changes the id of an existing record with
+        O(policy) given, to show the policy the new id replaces in the diff and in RV(results[].previous_policy).
+      - A failed fetch never fails the task; the warning or the diff says why the live policy is not known.
+    type: dict
+    suboptions:
+      enabled:
+        description:
+          - Set to V(false) to never fetch the live policy.
+        type: bool
+        default: true
+      nameservers:
+        description:
+          - Resolvers to ask for the address of C(mta-sts.<domain>), as V(ip), V(ip:port) or V([ipv6]:port).
+          - Default is the managed host's resolvers.
+        type: list
+        elements: str
+      ca_path:
+        description:
+          - A PEM file of the certificate authorities to trust, instead of the system's (a private or lab CA).
+        type: path
+      timeout:
+        description:
+          - Seconds for the whole fetch of one domain's policy (DNS, connection, answer), at most 300.
+        type: float
+        default: 5.0
 '''

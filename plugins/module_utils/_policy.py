@@ -32,6 +32,12 @@ TXT_EXT_VALUE_RULE = 'must be one or more printable ASCII characters other than 
 POLICY_EXT_VALUE_RULE = 'must be visible characters (UTF-8 allowed) with inner spaces only, and not empty'
 MAX_AGE_RULE = 'must be plain digits (at most 10), from 0 to %d' % MAX_AGE_MAX
 
+# max_age advice, not grammar (RFC 8461 §3.2 suggests weeks or more): a policy cached for less than
+# a day protects little, and enforce deserves at least a week. One place for the record module's
+# warning and the validator's max-age-short / max-age-short-enforce findings.
+MAX_AGE_ADVISED = 86400
+MAX_AGE_ADVISED_ENFORCE = 604800
+
 _ID = re.compile(r'[A-Za-z0-9]{1,32}')
 _EXT_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,31}')
 _TXT_EXT_VALUE = re.compile(r'[\x21-\x3a\x3c\x3e-\x7e]+')
@@ -307,6 +313,22 @@ def render_policy(policy):
     lines.append('max_age: %d' % max_age)
     lines.extend('%s: %s' % (name, extensions[name]) for name in sorted(extensions))
     return ''.join(line + '\r\n' for line in lines)
+
+
+def max_age_advice(mode, max_age):
+    """``(code, message)`` when ``max_age`` is short for ``mode``, else None.
+
+    Mode none gets no advice: retiring a policy (RFC 8461 §8.3) publishes it, often with a short max_age.
+    """
+    if mode == 'none':
+        return None
+    if max_age < MAX_AGE_ADVISED:
+        return ('max-age-short', 'max_age %d is under a day (%d); the policy protects little against a downgrade '
+                'between fetches' % (max_age, MAX_AGE_ADVISED))
+    if mode == 'enforce' and max_age < MAX_AGE_ADVISED_ENFORCE:
+        return ('max-age-short-enforce', 'max_age %d is under a week (%d) in enforce mode; weeks or more are '
+                'recommended (RFC 8461 §3.2)' % (max_age, MAX_AGE_ADVISED_ENFORCE))
+    return None
 
 
 def policy_id(policy):

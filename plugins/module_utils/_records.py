@@ -17,9 +17,9 @@ import re
 from collections import OrderedDict
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import normalize_domain
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError, ValidationError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError, ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
-    has_version_tag, parse_policy, parse_sts_record, policy_id, render_sts_record, validate_id,
+    has_version_tag, max_age_advice, parse_policy, parse_sts_record, policy_id, render_policy, render_sts_record, validate_id,
 )
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import (
     parse_tlsrpt_record, render_tlsrpt_record, validate_rua,
@@ -44,6 +44,14 @@ class RecordKind(object):
     def wanted(self, values, where):
         """``(record text, extra result fields)`` from the validated ``values``."""
         raise NotImplementedError
+
+    def advice(self, extra):
+        """Warnings about what is valid but unwise to publish, from ``wanted``'s extra fields."""
+        return []
+
+    def needs_live_policy(self, item):
+        """Whether the live policy host has something to say about ``item``'s change."""
+        return False
 
     def parse(self, text):
         raise NotImplementedError
@@ -70,16 +78,82 @@ class StsRecord(RecordKind):
             raise ValidationError(where + 'id', record_id, 'give id or policy, not both')
         if record_id is not None:
             record_id = validate_id(record_id, where + 'id')
-        elif isinstance(policy, dict):
-            record_id = policy_id(policy)
+            return render_sts_record(record_id), {'id': record_id}
+        if isinstance(policy, dict):
+            text = render_policy(policy)
         elif isinstance(policy, str):
-            parse_policy(policy)
-            record_id = policy_id(policy)
+            text = policy
         elif policy is not None:
             raise ValidationError(where + 'policy', policy, 'must be a dict or the policy text')
         else:
             raise ValidationError(where + 'id', None, 'id or policy is required with state=present')
-        return render_sts_record(record_id), {'id': record_id}
+        record_id = policy_id(text)
+        return render_sts_record(record_id), {'id': record_id, 'policy': text}
+
+    def advice(self, extra):
+        if 'policy' not in extra:
+            return []
+        policy = parse_policy(extra['policy'])
+        found = max_age_advice(policy['mode'], policy['max_age'])
+        return [found[1]] if found else []
+
+    def needs_live_policy(self, item):
+        """Whether the run should ask the policy host: before it removes a record, or to show the
+        policy that a new id replaces (when the task gives the new policy)."""
+        old_ids = item.old_ids()
+        if not (item.change and item.change.changed and old_ids):
+            return False
+        return item.state == 'absent' or ('policy' in item.extra and old_ids != [item.extra['id']])
+
+    def judge_live(self, item, facts):
+        """Warnings and the previous policy of ``item`` from the policy host's answer (``_live.fetch_policy`` facts)."""
+        text, why = served_policy(facts)
+        if item.state == 'absent':
+            advice = ('RFC 8461 section 8.3: publish mode: none with a new id first, keep it for the old max_age, '
+                      'then remove the record')
+            if why:
+                item.warnings.append('%s: removing %s, but the live policy could not be confirmed to be mode none '
+                                     '(%s). %s' % (item.domain, item.name, why, advice))
+                return
+            policy = parse_policy(text)
+            if policy['mode'] != 'none':
+                item.warnings.append(
+                    '%s: removing %s while %s serves mode %s (max_age %d): senders that cached it keep applying it '
+                    'for up to max_age seconds, and stop refreshing it once the record is gone. %s'
+                    % (item.domain, item.name, facts['url'], policy['mode'], policy['max_age'], advice))
+            return
+        old = ', '.join(item.old_ids())
+        if why:
+            item.previous_policy_note = '# policy behind id %s: not known (%s)\n' % (old, why)
+        elif policy_id(text) in item.old_ids():
+            item.extra['previous_policy'] = text
+        elif policy_id(text) == item.extra['id']:
+            # The usual case (RFC 8461 section 8.1): the new policy is served before its id is published.
+            item.previous_policy_note = ('# policy behind id %s: not known (the policy host already serves '
+                                         'the new policy, id %s)\n' % (old, item.extra['id']))
+        else:
+            item.previous_policy_note = ('# policy behind id %s: not known (the policy host serves id %s)\n'
+                                         % (old, policy_id(text)))
+
+    def skip_live(self, item, reason):
+        """Say in the diff why the previous policy was not looked up."""
+        if item.state == 'present':
+            item.previous_policy_note = '# policy behind id %s: not looked up (%s)\n' % (', '.join(item.old_ids()), reason)
+
+
+def served_policy(facts):
+    """``(policy text, None)`` when the host served a valid policy as a strict sender fetches it, else ``(None, why)``."""
+    if facts.get('error'):
+        return None, '%s: %s' % (facts['url'], facts['error']['message'])
+    if facts.get('status') != 200:
+        return None, '%s answered HTTP %s' % (facts['url'], facts.get('status'))
+    if facts.get('truncated'):
+        return None, '%s serves more than 64 KiB' % facts['url']
+    try:
+        parse_policy(facts['body'])
+    except ValidationError as exc:
+        return None, '%s serves an invalid policy: %s' % (facts['url'], exc)
+    return facts['body'].decode('utf-8'), None
 
 
 class TlsrptRecord(RecordKind):
@@ -104,15 +178,18 @@ TLSRPT_RECORD = TlsrptRecord()
 class Item(object):
     """One domain of a run: what to publish there, and later what was found and planned."""
 
-    def __init__(self, domain, name, state, wanted, extra):
+    def __init__(self, domain, name, state, wanted, extra, warnings=None):
         self.domain = domain
         self.name = name
         self.state = state
         self.wanted = wanted
         self.extra = extra
+        self.warnings = list(warnings or [])
         self.zone = None
         self.change = None
         self.applied = False
+        # What the policy host serves, when it was looked up (see ``StsRecord.judge_live``).
+        self.previous_policy_note = None
 
     def result(self):
         result = dict(domain=self.domain, name=self.name, zone=self.zone, state=self.state,
@@ -123,13 +200,34 @@ class Item(object):
         return result
 
     def diff(self):
+        """The Ansible diffs of this item: the TXT values, then the policy behind the ids when it is given."""
         change = self.change
-        return dict(
+        diffs = [dict(
             before_header='%s TXT (ttl %s)' % (self.name, change.before_ttl),
             after_header='%s TXT (ttl %s)' % (self.name, change.ttl),
             before=''.join(to_presentation(value) + '\n' for value in change.before),
             after=''.join(to_presentation(value) + '\n' for value in change.after),
-        )
+        )]
+        if 'policy' in self.extra and self.old_ids() != [self.extra['id']]:
+            before = self.extra.get('previous_policy') or self.previous_policy_note or ''
+            diffs.append(dict(
+                before_header='policy behind id %s' % (', '.join(self.old_ids()) or '(no record)'),
+                after_header='policy behind id %s' % self.extra['id'],
+                # CRLF as served would show as stray ^M in a terminal diff.
+                before=before.replace('\r\n', '\n'),
+                after=self.extra['policy'].replace('\r\n', '\n'),
+            ))
+        return diffs
+
+    def old_ids(self):
+        """The ids of the managed values read at the name (values that do not parse have none)."""
+        ids = []
+        for text in self.change.managed_before if self.change else []:
+            try:
+                ids.append(parse_sts_record(text)['id'])
+            except ValidationError:
+                pass
+        return ids
 
 
 def build_items(params, kind):
@@ -158,20 +256,25 @@ def build_items(params, kind):
             values, state, domain = task_values, params.get('state'), entry
         if state not in ('present', 'absent'):
             raise ValidationError(where + 'state', state, 'must be present or absent')
+        given = domain
         domain = normalize_domain(domain, where + 'domain' if where else 'domain')
         if domain in seen:
             raise ValidationError(where + 'domain', domain, 'listed more than once')
         seen.add(domain)
         wanted, extra = None, {}
+        if not given.isascii():
+            extra['domain_unicode'] = given
         if state == 'present':
             try:
-                wanted, extra = kind.wanted(values, where)
+                wanted, own_extra = kind.wanted(values, where)
             except ValidationError as exc:
                 # Core errors name their own field (``mx``); say which domains item it came from.
                 if where and not str(exc.field).startswith(where):
                     raise ValidationError(where + str(exc.field), exc.value, exc.rule)
                 raise
-        items.append(Item(domain, kind.name(domain), state, wanted, extra))
+            extra.update(own_extra)
+        warnings = ['%s: %s' % (domain, text) for text in kind.advice(extra)]
+        items.append(Item(domain, kind.name(domain), state, wanted, extra, warnings))
     return items
 
 
@@ -183,48 +286,70 @@ def normalize_zone(zone):
 
 
 class PublishError(Exception):
-    """A provider failed part-way; says which zones were applied and which were not."""
+    """A provider failed part-way; says which zones were applied and which were not.
 
-    def __init__(self, message, items):
+    ``cause`` is the provider's error: a ProviderError, or a ConflictError when
+    the zone changed between our read and our write.
+    """
+
+    def __init__(self, message, items, cause=None):
         super(PublishError, self).__init__(message)
         self.items = items
+        self.cause = cause
 
 
 def publish(provider, items, kind, ttl, zone=None, check_mode=False):
     """Find zones, read once per zone, plan every name, then write once per zone that changes."""
+    plan(provider, items, kind, ttl, zone)
+    if not check_mode:
+        apply_plan(provider, items)
+    return items
+
+
+def _by_zone(items):
+    by_zone = OrderedDict()
+    for item in items:
+        by_zone.setdefault(item.zone, []).append(item)
+    return by_zone
+
+
+def plan(provider, items, kind, ttl, zone=None):
+    """Find zones, read once per zone and plan every item's name (``item.change``). Writes nothing.
+
+    Raises ConflictError when a name holds a CNAME: found only by reading, so not a ValidationError.
+    """
     if zone is not None:
         zone = normalize_zone(zone)
         for item in items:
             if not item.name.endswith('.' + zone):
                 raise ValidationError('zone', zone, '%s is not inside it' % item.name)
-    by_zone = OrderedDict()
     for item in items:
         item.zone = zone or provider.find_zone(item.name)
-        by_zone.setdefault(item.zone, []).append(item)
-
-    for zone_name, zone_items in by_zone.items():
+    for zone_name, zone_items in _by_zone(items).items():
         rrsets = provider.read(zone_name, [item.name for item in zone_items])
         for item in zone_items:
             rrset = rrsets[item.name]
             if rrset.cname:
                 # A CNAME here is a delegation (RFC 8461 §8.2): whoever owns the target publishes the record.
-                raise ValidationError(item.name, 'CNAME ' + rrset.cname,
-                                      'the name is a CNAME (delegated); not writing over it, change the target instead')
+                raise ConflictError('%s is a CNAME to %s (delegated, RFC 8461 section 8.2): nothing was written; '
+                                    'change the record at the target instead, or remove the CNAME'
+                                    % (item.name, rrset.cname))
             item.change = plan_name(rrset, item.wanted, kind.is_managed, kind.same, ttl)
 
-    if check_mode:
-        return items
+
+def apply_plan(provider, items):
+    """Write once per zone that changes, in order; a failure raises PublishError naming what was applied."""
+    by_zone = _by_zone(items)
     pending = [zone_name for zone_name, zone_items in by_zone.items() if any(item.change.changed for item in zone_items)]
     for position, zone_name in enumerate(pending):
         changes = [item.change for item in by_zone[zone_name] if item.change.changed]
         try:
             provider.apply(zone_name, changes)
-        except ProviderError as exc:
+        except (ProviderError, ConflictError) as exc:
             done = pending[:position]
             message = 'zone %s: %s' % (zone_name, exc)
             if done:
                 message += ' (already applied to zones %s; not attempted: %s)' % (', '.join(done), ', '.join(pending[position + 1:]) or 'none')
-            raise PublishError(message, items)
+            raise PublishError(message, items, exc)
         for item in by_zone[zone_name]:
             item.applied = item.change.changed
-    return items

@@ -61,10 +61,16 @@ def _check_uri(uri, field):
     return uri
 
 
+COMMA_RULE = ('must not contain a comma: a comma separates URIs in the record, so give several URIs as a list, '
+              'and percent-encode a comma inside a URI as %2C')
+
+
 def validate_rua(uris, field='rua'):
     """Report destinations: a non-empty list of ``mailto:`` or ``https:`` URIs (one str is a list of one).
 
-    Returned as given, in order, without duplicates.
+    A comma is refused, never split on: in the record it separates URIs (RFC 8460 §3),
+    so ``a?x=1,2`` would publish a second "URI" ``2``. Returned as given, in order,
+    without duplicates.
     """
     if isinstance(uris, str):
         uris = [uris]
@@ -72,6 +78,8 @@ def validate_rua(uris, field='rua'):
         raise ValidationError(field, uris, 'must be one or more mailto: or https: URIs')
     checked = []
     for uri in uris:
+        if isinstance(uri, str) and ',' in uri:
+            raise ValidationError(field, uri, COMMA_RULE)
         _check_uri(uri, field)
         if uri not in checked:
             checked.append(uri)

@@ -17,8 +17,19 @@ description:
     policy file changes; see the P(mailsec.mta_sts.policy_id#filter) filter.
   - Publish the new id only after the new policy file is served and verified (RFC 8461 section 8), because senders
     fetch the policy again only when they see a new id.
+  - A policy with C(max_age) under a day, or under a week with C(mode) V(enforce), is published with a warning, since it
+    protects little against a downgrade between two fetches (RFC 8461 section 3.2 suggests weeks).
+  - O(state=absent) removes the record at once. Senders that cached the policy keep applying it for up to its
+    C(max_age) and, with no record left, never learn that it changed. To retire a policy (RFC 8461 section 8.3),
+    first serve and publish C(mode) V(none) with a new id, keep it for the old C(max_age), then remove the record
+    (see EXAMPLES). Before removing an existing record the module fetches the live policy (O(policy_check)) and
+    warns when it is not C(mode) V(none), or when that could not be confirmed.
+  - With O(policy), a change of id shows the policy text in the diff and in the results, with the policy behind the
+    old id when the policy host still serves it, or a line saying why it is not known (usually the host already
+    serves the new policy, as it should before the id changes).
 extends_documentation_fragment:
   - mailsec.mta_sts.record
+  - mailsec.mta_sts.record.policy_check
   - mailsec.mta_sts.attributes
   - mailsec.mta_sts.attributes.dns_group
   - mailsec.mta_sts.zonefile
@@ -42,6 +53,9 @@ options:
     description:
       - The policy the record announces, as a dict (C(mode), C(mx), C(max_age), optional C(extensions)) or as the
         exact policy text served. The id is derived from its bytes with the P(mailsec.mta_sts.policy_id#filter) rule.
+      - Text read with C(lookup('file', path)) loses its final newline (the lookup strips trailing whitespace by
+        default), so it hashes to another id than the bytes a web server serves from that file. Use
+        C(lookup('file', path, rstrip=false)).
       - Mutually exclusive with O(id).
     type: raw
 author:
@@ -74,6 +88,31 @@ EXAMPLES = r'''
       - domain: example.org
         state: absent
     id: 20261128T1200
+    provider: zonefile
+    zone_file: /srv/dns/zones/{zone}.zone
+
+- name: The policy text exactly as the web server serves it (rstrip=false keeps the final CRLF)
+  mailsec.mta_sts.mta_sts_record:
+    domain: example.com
+    policy: "{{ lookup('file', 'files/mta-sts.example.com.txt', rstrip=false) }}"
+    provider: zonefile
+    zone_file: /srv/dns/zones/{zone}.zone
+
+# Retiring a policy (RFC 8461 section 8.3): first serve mode none (on the policy host) and publish its id,
+# wait the old max_age, then remove the record (and stop serving the policy).
+- name: Retire, step 1 of 2 - announce mode none (serve the same policy first)
+  mailsec.mta_sts.mta_sts_record:
+    domain: example.com
+    policy:
+      mode: none
+      max_age: 86400
+    provider: zonefile
+    zone_file: /srv/dns/zones/{zone}.zone
+
+- name: Retire, step 2 of 2 - at least the OLD max_age later (here one week), remove the record
+  mailsec.mta_sts.mta_sts_record:
+    domain: example.com
+    state: absent
     provider: zonefile
     zone_file: /srv/dns/zones/{zone}.zone
 
@@ -131,6 +170,28 @@ results:
       description: The id published (with O(state=present)).
       type: str
       sample: 2n7k6q3v5x2m4h3a7d4f6g2j5k7l3m4n
+    domain_unicode:
+      description: The domain as given, when it was an internationalised name with U-labels; RV(results[].domain) is its A-label form.
+      type: str
+      returned: when the domain was given with U-labels
+      sample: bücher.example
+    policy:
+      description: The policy text the id is derived from, exactly (CRLF line ends for a dict).
+      type: str
+      returned: with O(policy)
+      sample: "version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 86400\r\n"
+    previous_policy:
+      description:
+        - The policy behind the old id, when the id changes and the policy host still serves the policy whose id
+          (by the P(mailsec.mta_sts.policy_id#filter) rule) is the old id. The diff says why when it is not known.
+      type: str
+      returned: with O(policy), when the id changes and the old policy is known
+conflict:
+  description:
+    - On failure, whether it came from what the module read at the provider rather than from the input
+      (a CNAME at the name, or a change by someone else between the read and the write). Re-running may succeed.
+  returned: failure after reading
+  type: bool
 domain:
   description: With O(domain), the same as RV(results[0].domain); likewise RV(name), RV(zone), RV(before), RV(after), RV(id).
   returned: success, with O(domain)
@@ -163,14 +224,14 @@ id:
   sample: 2n7k6q3v5x2m4h3a7d4f6g2j5k7l3m4n
 '''
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._record_module import run_record_module
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._record_module import POLICY_CHECK_OPTION, run_record_module
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import STS_RECORD
 
 
 def main():
     run_record_module(
         STS_RECORD,
-        dict(id=dict(type='str'), policy=dict(type='raw')),
+        dict(id=dict(type='str'), policy=dict(type='raw'), **POLICY_CHECK_OPTION),
         mutually_exclusive=[('id', 'policy')],
     )
 

@@ -32,10 +32,12 @@ options:
     elements: raw
   rua:
     description:
-      - Where reports go, C(mailto:) or C(https:) URIs, in order. A comma or C(!) inside a URI must be
-        percent-encoded. Required with O(state=present).
-    type: list
-    elements: str
+      - Where reports go, C(mailto:) or C(https:) URIs, in order, as a list, or one URI as a string.
+        Required with O(state=present).
+      - A comma is refused, in a string or in a list item, and never split on. In the record a comma separates URIs
+        (RFC 8460 section 3), so a comma inside a URI must be percent-encoded as C(%2C), and several URIs are given
+        as a list. C(!) inside a URI must be percent-encoded as well (C(%21)).
+    type: raw
 author:
   - mailsec maintainers (@mailsec)
 seealso:
@@ -140,7 +142,8 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import TL
 
 
 def main():
-    run_record_module(TLSRPT_RECORD, dict(rua=dict(type='list', elements='str')))
+    # raw, not a list of str: Ansible would split a string on commas, and a comma belongs to no URI here.
+    run_record_module(TLSRPT_RECORD, dict(rua=dict(type='raw')))
 
 
 if __name__ == '__main__':

@@ -130,7 +130,7 @@ def test_cname_is_never_written_over(backend, domain, workdir):
     backend.reset()
     run = run_playbook([task(backend, STS, domain=domain, id='abc')], workdir=workdir)
     assert run.returncode != 0
-    assert 'CNAME _mta-sts.provider.beta.example' in run.result['msg']
+    assert 'is a CNAME to _mta-sts.provider.beta.example' in run.result['msg']
     assert name in run.result['msg']
     assert backend.writes() == 0
 

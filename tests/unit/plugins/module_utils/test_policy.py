@@ -7,6 +7,7 @@ import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
+    MAX_AGE_ADVISED, MAX_AGE_ADVISED_ENFORCE, max_age_advice,
     MAX_AGE_MAX, MODES, parse_policy, parse_sts_record, policy_id, render_policy, render_sts_record, validate_id,
 )
 
@@ -606,3 +607,19 @@ def test_policy_id_utf8_text():
 ])
 def test_policy_id_invalid(value, message):
     assert error_of(policy_id, value) == message
+
+
+@pytest.mark.parametrize('mode, max_age, code', [
+    ('enforce', 0, 'max-age-short'),
+    ('testing', MAX_AGE_ADVISED - 1, 'max-age-short'),
+    ('testing', MAX_AGE_ADVISED, None),
+    ('enforce', MAX_AGE_ADVISED, 'max-age-short-enforce'),
+    ('enforce', MAX_AGE_ADVISED_ENFORCE - 1, 'max-age-short-enforce'),
+    ('enforce', MAX_AGE_ADVISED_ENFORCE, None),
+    ('none', 0, None),
+])
+def test_max_age_advice_thresholds(mode, max_age, code):
+    advice = max_age_advice(mode, max_age)
+    assert (advice and advice[0]) == code
+    if advice:
+        assert advice[1].startswith('max_age %d is under a ' % max_age)

@@ -1,9 +1,10 @@
 import pytest
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError, ValidationError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError, ValidationError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id, render_policy
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import (
-    STS_RECORD, TLSRPT_RECORD, PublishError, build_items, publish,
+    STS_RECORD, TLSRPT_RECORD, PublishError, build_items, publish, served_policy,
 )
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset
 
@@ -106,12 +107,30 @@ def test_given_zone_skips_discovery_and_must_hold_every_name():
         publish(provider, build_items(params(domain='a.two.example', id='x1'), STS_RECORD), STS_RECORD, 3600, zone='one.example')
 
 
-def test_cname_stops_the_run_before_any_write():
+def test_cname_is_a_conflict_that_stops_the_run_before_any_write():
     provider = MemoryProvider({'one.example': {'_mta-sts.b.one.example': TxtRRset('_mta-sts.b.one.example', cname='sts.provider.example')}})
-    with pytest.raises(ValidationError) as error:
+    with pytest.raises(ConflictError) as error:
         publish(provider, build_items(params(domains=['a.one.example', 'b.one.example'], id='x1'), STS_RECORD), STS_RECORD, 3600)
-    assert 'CNAME sts.provider.example' in str(error.value)
+    assert str(error.value).startswith('_mta-sts.b.one.example is a CNAME to sts.provider.example (delegated')
+    assert 'nothing was written' in str(error.value)
     assert provider.count('apply') == 0
+
+
+def test_concurrent_edit_in_a_later_zone_is_a_conflict_naming_what_was_applied():
+    class RacingProvider(MemoryProvider):
+        def apply(self, zone, changes):
+            if zone == 'two.example':
+                raise ConflictError('the TXT records changed since they were read; nothing was applied, re-run')
+            MemoryProvider.apply(self, zone, changes)
+
+    provider = RacingProvider({'one.example': {}, 'two.example': {}})
+    items = build_items(params(domains=['a.one.example', 'b.two.example'], id='x1'), STS_RECORD)
+    with pytest.raises(PublishError) as error:
+        publish(provider, items, STS_RECORD, 3600)
+    assert isinstance(error.value.cause, ConflictError)
+    assert str(error.value) == ('zone two.example: the TXT records changed since they were read; nothing was applied, '
+                                're-run (already applied to zones one.example; not attempted: none)')
+    assert [item.applied for item in error.value.items] == [True, False]
 
 
 def test_failure_in_a_later_zone_says_what_was_applied():
@@ -122,3 +141,121 @@ def test_failure_in_a_later_zone_says_what_was_applied():
     assert str(error.value) == ('zone two.example: server said no (already applied to zones one.example; '
                                 'not attempted: three.example)')
     assert [item.applied for item in error.value.items] == [True, False, False]
+
+
+@pytest.mark.parametrize('policy, warning', [
+    ({'mode': 'enforce', 'mx': ['mx.a.example'], 'max_age': 0}, 'a.example: max_age 0 is under a day (86400)'),
+    ('version: STSv1\r\nmode: testing\r\nmx: mx.a.example\r\nmax_age: 3600\r\n', 'a.example: max_age 3600 is under a day'),
+    ({'mode': 'enforce', 'mx': ['mx.a.example'], 'max_age': 86400}, 'a.example: max_age 86400 is under a week (604800) in enforce mode'),
+    ({'mode': 'testing', 'mx': ['mx.a.example'], 'max_age': 86400}, None),
+    ({'mode': 'none', 'max_age': 0}, None),
+])
+def test_short_max_age_gives_a_warning(policy, warning):
+    item = build_items(params(domain='a.example', policy=policy), STS_RECORD)[0]
+    if warning is None:
+        assert item.warnings == []
+    else:
+        assert len(item.warnings) == 1 and item.warnings[0].startswith(warning)
+
+
+def test_an_id_gives_no_max_age_warning_and_no_policy_result():
+    item = build_items(params(domain='a.example', id='x1'), STS_RECORD)[0]
+    assert item.warnings == [] and 'policy' not in item.extra
+
+
+def test_u_label_domain_becomes_the_a_label_and_the_given_name_is_kept():
+    items = build_items(params(domains=['B\u00fccher.example', 'plain.example'], id='x1'), STS_RECORD)
+    assert items[0].domain == 'xn--bcher-kva.example' and items[0].name == '_mta-sts.xn--bcher-kva.example'
+    assert items[0].extra['domain_unicode'] == 'B\u00fccher.example'
+    assert 'domain_unicode' not in items[1].extra
+    with pytest.raises(ValidationError, match='listed more than once'):
+        build_items(params(domains=['b\u00fccher.example', 'xn--bcher-kva.example'], id='x1'), STS_RECORD)
+
+
+@pytest.mark.parametrize('rua', ['https://r.example/t?a=1,mailto:x@example.com', ['https://r.example/t?a=1,2']])
+def test_rua_with_a_comma_is_refused_in_either_shape(rua):
+    with pytest.raises(ValidationError, match='a comma separates URIs in the record'):
+        build_items(params(domain='a.example', rua=rua), TLSRPT_RECORD)
+
+
+OLD = {'mode': 'testing', 'mx': ['mx.one.example'], 'max_age': 604800}
+NEW = {'mode': 'enforce', 'mx': ['mx.one.example'], 'max_age': 604800}
+URL = 'https://mta-sts.a.one.example/.well-known/mta-sts.txt'
+
+
+def served(policy=None, **facts):
+    base = {'url': URL, 'error': None, 'status': 200, 'truncated': False,
+            'body': render_policy(policy).encode() if policy else None}
+    base.update(facts)
+    return base
+
+
+def planned(state='present', policy=NEW, old=OLD):
+    records = ['v=STSv1; id=%s;' % policy_id(old)] if old else []
+    provider = MemoryProvider({'one.example': {'_mta-sts.a.one.example': TxtRRset('_mta-sts.a.one.example', 3600, [
+        (value.encode(),) for value in records])}})
+    values = dict(policy=policy) if state == 'present' else {}
+    items = build_items(params(domain='a.one.example', state=state, **values), STS_RECORD)
+    return publish(provider, items, STS_RECORD, 3600, check_mode=True)[0]
+
+
+def test_live_policy_is_asked_only_before_a_removal_or_an_id_change():
+    assert STS_RECORD.needs_live_policy(planned('absent'))
+    assert STS_RECORD.needs_live_policy(planned())
+    assert not STS_RECORD.needs_live_policy(planned('absent', old=None))
+    assert not STS_RECORD.needs_live_policy(planned(policy=OLD))
+    assert not STS_RECORD.needs_live_policy(planned(old=None))
+
+
+@pytest.mark.parametrize('facts, warning', [
+    (served(NEW), 'serves mode enforce (max_age 604800): senders that cached it keep applying it'),
+    (served({'mode': 'none', 'max_age': 86400}), None),
+    (served(status=404), 'could not be confirmed to be mode none (%s answered HTTP 404)' % URL),
+    (served(error={'kind': 'dns', 'message': 'mta-sts.a.one.example has no address'}),
+     'could not be confirmed to be mode none (%s: mta-sts.a.one.example has no address)' % URL),
+    (served(body=b'<html>'), 'serves an invalid policy'),
+])
+def test_removal_warns_unless_the_live_policy_is_mode_none(facts, warning):
+    item = planned('absent')
+    STS_RECORD.judge_live(item, facts)
+    if warning is None:
+        assert item.warnings == []
+    else:
+        assert len(item.warnings) == 1 and warning in item.warnings[0]
+        assert item.warnings[0].startswith('a.one.example: removing _mta-sts.a.one.example')
+        assert item.warnings[0].endswith('RFC 8461 section 8.3: publish mode: none with a new id first, keep it for '
+                                         'the old max_age, then remove the record')
+
+
+def test_diff_shows_the_old_policy_when_the_host_still_serves_it():
+    item = planned()
+    STS_RECORD.judge_live(item, served(OLD))
+    assert item.extra['previous_policy'] == render_policy(OLD)
+    txt, policy = item.diff()
+    assert policy['before_header'] == 'policy behind id %s' % policy_id(OLD)
+    assert policy['after_header'] == 'policy behind id %s' % policy_id(NEW)
+    assert policy['before'] == 'version: STSv1\nmode: testing\nmx: mx.one.example\nmax_age: 604800\n'
+    assert policy['after'] == 'version: STSv1\nmode: enforce\nmx: mx.one.example\nmax_age: 604800\n'
+
+
+@pytest.mark.parametrize('facts, note', [
+    (served(NEW), 'not known (the policy host already serves the new policy, id %s)' % policy_id(NEW)),
+    (served({'mode': 'none', 'max_age': 1}), 'not known (the policy host serves id %s)' % policy_id({'mode': 'none', 'max_age': 1})),
+    (served(status=500), 'not known (%s answered HTTP 500)' % URL),
+])
+def test_diff_says_why_the_old_policy_is_not_known(facts, note):
+    item = planned()
+    STS_RECORD.judge_live(item, facts)
+    assert 'previous_policy' not in item.extra
+    assert item.diff()[1]['before'] == '# policy behind id %s: %s\n' % (policy_id(OLD), note)
+
+
+def test_diff_says_when_the_look_up_was_turned_off():
+    item = planned()
+    STS_RECORD.skip_live(item, 'policy_check.enabled is false')
+    assert item.diff()[1]['before'] == '# policy behind id %s: not looked up (policy_check.enabled is false)\n' % policy_id(OLD)
+
+
+def test_served_policy_needs_a_complete_valid_200():
+    assert served_policy(served(OLD)) == (render_policy(OLD), None)
+    assert served_policy(served(OLD, truncated=True)) == (None, '%s serves more than 64 KiB' % URL)

@@ -113,7 +113,7 @@ def test_validate_rua_valid(uri):
     ('https://r.example.com:/', 'port must be a number from 1 to 65535'),
     ('https://r.example.com:44a/', 'port must be a number from 1 to 65535'),
     ('https://r.example.com/a b', 'may contain only URI characters'),
-    ('https://r.example.com/a,b', 'may contain only URI characters'),
+    ('https://r.example.com/a,b', 'a comma separates URIs in the record'),
     ('https://r.example.com/a;b', 'may contain only URI characters'),
     ('https://r.example.com/a!b', 'may contain only URI characters'),
     ('https://r.example.com/caf\u00e9', 'may contain only URI characters'),
@@ -170,3 +170,19 @@ def test_round_trip(rua, extensions):
     assert parse_tlsrpt_record(record) == {'version': 'TLSRPTv1', 'rua': rua, 'extensions': extensions}
     parsed = parse_tlsrpt_record(record)
     assert render_tlsrpt_record(parsed['rua'], parsed['extensions']) == record
+
+
+@pytest.mark.parametrize('value', [
+    'https://r.example/t?a=1,mailto:x@example.com',
+    'https://r.example/t?a=1,2',
+    ['mailto:a@example.com', 'https://r.example/t?a=1,2'],
+])
+def test_a_comma_is_refused_never_split(value):
+    message = error_of(validate_rua, value, 'expect.rua')
+    assert message.startswith('expect.rua ')
+    assert message.endswith(': must not contain a comma: a comma separates URIs in the record, so give several URIs '
+                            'as a list, and percent-encode a comma inside a URI as %2C')
+
+
+def test_a_percent_encoded_comma_is_kept():
+    assert validate_rua('https://r.example/t?a=1%2C2') == ['https://r.example/t?a=1%2C2']
