@@ -4,9 +4,13 @@ Writes are counted at the server (the counting DNS proxy in front of Knot) or on
 disk (zone file replaced), never taken from what the module reports.
 """
 
+import os
+
 import pytest
 
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id, render_policy
 from tests.integration.playbook import run_playbook
+from tests.lab.web import PolicyWeb
 
 STS = 'mailsec.mta_sts.mta_sts_record'
 TLSRPT = 'mailsec.mta_sts.tlsrpt_record'
@@ -131,6 +135,7 @@ def test_cname_is_never_written_over(backend, domain, workdir):
     run = run_playbook([task(backend, STS, domain=domain, id='abc')], workdir=workdir)
     assert run.returncode != 0
     assert 'is a CNAME to _mta-sts.provider.beta.example' in run.result['msg']
+    assert run.result['conflict'] is True
     assert name in run.result['msg']
     assert backend.writes() == 0
 
@@ -162,6 +167,12 @@ def test_bulk_domains_one_write_per_zone(backend, workdir):
     (STS, {'domain': 'DOMAIN', 'policy': {'mode': 'enforce', 'mx': ['*.*.example.com'], 'max_age': 86400}},
      "mx '*.*.example.com'", 'a wildcard may only be the whole left-most label'),
     (STS, {'domains': ['DOMAIN', {'domain': 'x.alpha.example', 'id': 'bad id'}], 'id': 'good'}, 'domains[1].id', ''),
+    # Ansible's list handling would split these on the comma: refused whatever the shape, never split.
+    (TLSRPT, {'domain': 'DOMAIN', 'rua': 'https://r.alpha.example/t?a=1,mailto:x@alpha.example'}, 'rua', 'a comma separates URIs'),
+    (TLSRPT, {'domain': 'DOMAIN', 'rua': 'https://r.alpha.example/t?a=1,2'}, 'rua', 'percent-encode a comma inside a URI as %2C'),
+    (TLSRPT, {'domain': 'DOMAIN', 'rua': ['mailto:x@alpha.example', 'https://r.alpha.example/t?a=1,2']}, 'rua',
+     'give several URIs as a list'),
+    (STS, {'domain': 'b\u00fccher_.alpha.example', 'id': 'abc'}, 'domain', 'IDNA 2008'),
 ])
 def test_bad_input_fails_before_anything_is_sent(backend, domain, workdir, module, options, field, rule):
     options = dict((key, domain if value == 'DOMAIN' else value) for key, value in options.items())
@@ -174,3 +185,114 @@ def test_bad_input_fails_before_anything_is_sent(backend, domain, workdir, modul
     assert rule in run.result['msg']
     assert backend.messages() == 0
     assert backend.strings('_mta-sts.' + domain) == []
+
+
+def test_rua_as_one_string_is_one_uri(backend, domain, workdir):
+    run = run_playbook([task(backend, TLSRPT, domain=domain, rua='https://r.alpha.example/t?a=1%2C2')], workdir=workdir)
+    assert run.returncode == 0, run
+    assert run.result['rua'] == ['https://r.alpha.example/t?a=1%2C2']
+    assert joined(backend, '_smtp._tls.' + domain) == ['v=TLSRPTv1; rua=https://r.alpha.example/t?a=1%2C2']
+
+
+def test_short_max_age_is_published_with_a_warning(backend, domain, workdir):
+    policy = {'mode': 'enforce', 'mx': ['mx1.alpha.example'], 'max_age': 0}
+    run = run_playbook([task(backend, STS, domain=domain, policy=policy)], workdir=workdir)
+    assert run.returncode == 0, run
+    assert run.result['changed'] is True
+    assert '[WARNING]: %s: max_age 0 is under a day (86400)' % domain in run.output
+
+
+def test_u_label_domain_is_published_under_its_a_label(backend, workdir):
+    given = 'b\u00fccher-%s.alpha.example' % backend.name
+    a_label = 'xn--bcher-%s-' % backend.name
+    tasks = [task(backend, STS, domain=given, id='idn1')]
+    run = run_playbook(tasks, workdir=workdir)
+    assert run.returncode == 0, run
+    assert run.result['domain'].startswith(a_label) and run.result['domain'].isascii()
+    assert run.result['results'][0]['domain_unicode'] == given
+    assert run.result['name'] == '_mta-sts.' + run.result['domain']
+    assert joined(backend, run.result['name']) == ['v=STSv1; id=idn1;']
+    assert_no_change_and_no_write(backend, tasks, workdir)
+
+
+# --- the live policy, fetched from nginx (lab CA) at the address Knot gives: rfc2136 only ---
+
+OLD_POLICY = {'mode': 'testing', 'mx': ['mx1.alpha.example'], 'max_age': 604800}
+NEW_POLICY = {'mode': 'enforce', 'mx': ['mx1.alpha.example'], 'max_age': 604800}
+NONE_POLICY = {'mode': 'none', 'max_age': 86400}
+
+
+@pytest.fixture(scope='module')
+def policy_web(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp('policy-web'))
+    web = PolicyWeb(workdir, '127.0.0.1', 443)
+    web.ca_path = os.path.join(workdir, 'lab-ca.pem')
+    web.ca.write_bundle(web.ca_path)
+    yield web
+    web.stop()
+
+
+def serve(policy_web, knot, served):
+    """Serve ``{domain: policy}`` at mta-sts.<domain> (None: the host has no address) and restart nginx."""
+    for domain, policy in served.items():
+        if policy is not None:
+            knot.add_records('alpha.example', ['mta-sts.%s. 300 IN A 127.0.0.1' % domain])
+            policy_web.serve('mta-sts.' + domain, render_policy(policy))
+    policy_web.apply()
+
+
+def live_task(rfc2136, knot, policy_web, **options):
+    options['policy_check'] = {'nameservers': ['%s:%d' % (knot.address, knot.port)], 'ca_path': policy_web.ca_path}
+    return task(rfc2136, STS, **options)
+
+
+def test_removal_warns_unless_the_live_policy_is_mode_none(rfc2136, knot, policy_web, workdir):
+    enforced, retired, unserved = ('live%d-%s.alpha.example' % (os.getpid(), kind) for kind in ('enforce', 'none', 'gone'))
+    for name in (enforced, retired, unserved):
+        rfc2136.seed('_mta-sts.' + name, ['v=STSv1; id=old1;'])
+    serve(policy_web, knot, {enforced: NEW_POLICY, retired: NONE_POLICY, unserved: None})
+    run = run_playbook([live_task(rfc2136, knot, policy_web, domains=[enforced, retired, unserved], state='absent')],
+                       workdir=workdir)
+    assert run.returncode == 0, run
+    output = ' '.join(run.output.split())
+    assert ('[WARNING]: %s: removing _mta-sts.%s while https://mta-sts.%s/.well-known/mta-sts.txt serves mode enforce '
+            '(max_age 604800)' % (enforced, enforced, enforced)) in output
+    assert 'RFC 8461 section 8.3: publish mode: none with a new id first' in output
+    assert ('[WARNING]: %s: removing _mta-sts.%s, but the live policy could not be confirmed to be mode none '
+            '(https://mta-sts.%s/.well-known/mta-sts.txt:' % (unserved, unserved, unserved)) in output
+    assert 'removing _mta-sts.%s' % retired not in output
+    for name in (enforced, retired, unserved):
+        assert rfc2136.strings('_mta-sts.' + name) == []
+
+
+def test_removal_of_nothing_asks_no_policy_host(rfc2136, knot, policy_web, workdir):
+    name = 'live%d-empty.alpha.example' % os.getpid()
+    serve(policy_web, knot, {name: NEW_POLICY})
+    before = len(policy_web.requests())
+    run = run_playbook([live_task(rfc2136, knot, policy_web, domain=name, state='absent')], workdir=workdir)
+    assert run.returncode == 0 and run.result['changed'] is False, run
+    assert '[WARNING]' not in run.output
+    assert len(policy_web.requests()) == before
+
+
+def test_check_diff_of_an_id_change_shows_the_policies(rfc2136, knot, policy_web, workdir):
+    still_old, already_new = ('live%d-%s.alpha.example' % (os.getpid(), kind) for kind in ('old', 'new'))
+    for name in (still_old, already_new):
+        rfc2136.seed('_mta-sts.' + name, ['v=STSv1; id=%s;' % policy_id(OLD_POLICY)])
+    serve(policy_web, knot, {still_old: OLD_POLICY, already_new: NEW_POLICY})
+    rfc2136.reset()
+    run = run_playbook([live_task(rfc2136, knot, policy_web, domains=[still_old, already_new], policy=NEW_POLICY)],
+                       check=True, diff=True, workdir=workdir)
+    assert run.returncode == 0, run
+    assert rfc2136.writes() == 0
+    by_domain = dict((result['domain'], result) for result in run.result['results'])
+    assert by_domain[still_old]['previous_policy'] == render_policy(OLD_POLICY)
+    assert 'previous_policy' not in by_domain[already_new]
+    for result in by_domain.values():
+        assert result['policy'] == render_policy(NEW_POLICY)
+    old_id, new_id = policy_id(OLD_POLICY), policy_id(NEW_POLICY)
+    assert '--- before: policy behind id %s' % old_id in run.output
+    assert '+++ after: policy behind id %s' % new_id in run.output
+    assert '-mode: testing\n+mode: enforce' in run.output
+    assert ('-# policy behind id %s: not known (the policy host already serves the new policy, id %s)'
+            % (old_id, new_id)) in run.output
