@@ -1,5 +1,7 @@
 """The validator against real servers: Knot for DNS, nginx for the policy, Postfix for STARTTLS."""
 
+import os
+import re
 import time
 
 import pytest
@@ -7,7 +9,9 @@ import pytest
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import validate
 from tests.integration.playbook import run_playbook
-from tests.integration.validation_lab import CASES, ValidationLab
+from tests.integration.validation_lab import CASES, DNS_FAULTS, MX_LISTENERS, ValidationLab
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
@@ -20,10 +24,30 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def results(lab):
-    """Every case in one call, the way a drift check runs; MX probed."""
-    found = validate(list(CASES), nameservers=lab.nameservers, ca_path=lab.ca_path, timeout=3, check_mx_tls=True, concurrency=8)
-    return dict((result['domain'], result) for result in found)
+def real_run(lab, tmp_path_factory):
+    """One ansible-playbook run, the way a drift check runs: policy_info over every case with the MX probed,
+    mx_tls_info over every lab MX host (and one without an address), and the lookup."""
+    options = {'nameservers': lab.nameservers, 'ca_path': lab.ca_path, 'timeout': 3}
+    run = run_playbook([
+        {'mailsec.mta_sts.policy_info': dict(options, domains=list(CASES) + list(DNS_FAULTS), check_mx_tls=True, concurrency=8)},
+        {'mailsec.mta_sts.mx_tls_info': dict(options, hosts=sorted(MX_LISTENERS) + ['nowhere.good.example'])},
+        {'set_fact': {'from_lookup': "{{ query('mailsec.mta_sts.validate', *domains, nameservers=nameservers, ca_path=ca_path, "
+                                     "timeout=3, check_mx_tls=true) }}"},
+         'vars': {'domains': ['good.example', 'expiring.example', 'refused.test'], 'nameservers': lab.nameservers,
+                  'ca_path': lab.ca_path}},
+    ], workdir=str(tmp_path_factory.mktemp('real-run')))
+    assert run.returncode == 0, run
+    return run
+
+
+@pytest.fixture(scope='module')
+def results(real_run):
+    return dict((result['domain'], result) for result in real_run.results[0]['results'])
+
+
+@pytest.fixture(scope='module')
+def probed(real_run):
+    return dict((result['host'], result) for result in real_run.results[1]['results'])
 
 
 def codes(result, severity=None):
@@ -56,6 +80,17 @@ def test_good_domain_is_valid_with_no_errors_or_warnings(results, lab):
     ('wildcard.example', 'mx-not-covered', True),
     ('nostarttls.example', 'mx-starttls-missing', True),
     ('mxmismatch.example', 'mx-certificate-invalid', True),
+    ('oldtls.example', 'mx-tls-failed', True),
+    ('badsts.example', 'sts-record-invalid', False),
+    ('badpolicy.example', 'policy-invalid', False),
+    # Strict senders (postfix-mta-sts-resolver) drop these policies, so they are not applied.
+    ('html.example', 'policy-content-type', False),
+    ('charset.example', 'policy-charset-missing', False),
+    ('tlsrptbad.example', 'tlsrpt-record-invalid', True),
+    ('tlsrpttwo.example', 'tlsrpt-record-multiple', True),
+    ('refused.test', 'sts-dns-error', False),
+    ('refused.test', 'mx-lookup-failed', False),
+    ('gone.good.example', 'mx-nxdomain', False),
 ])
 def test_hostile_cases_give_the_documented_error(results, domain, code, valid):
     result = results[domain]
@@ -64,10 +99,15 @@ def test_hostile_cases_give_the_documented_error(results, domain, code, valid):
 
 
 @pytest.mark.parametrize('domain, code, severity', [
-    ('html.example', 'policy-content-type', 'warning'),
     ('split.example', 'sts-record-multistring', 'info'),
     ('cname.example', 'sts-record-cname', 'info'),
     ('testing.example', 'mx-certificate-invalid', 'warning'),
+    ('expiring.example', 'policy-certificate-expiring', 'warning'),
+    ('expiring.example', 'mx-certificate-expiring', 'warning'),
+    ('oneday.example', 'max-age-short-enforce', 'warning'),
+    ('none.example', 'mode-none', 'info'),
+    ('nullmx.example', 'mx-null', 'info'),
+    ('nomx.example', 'mx-none', 'info'),
     ('testing.example', 'mode-testing', 'info'),
 ])
 def test_working_but_worth_knowing(results, domain, code, severity):
@@ -134,3 +174,137 @@ def test_lookup_and_module_give_the_same_result(lab, workdir):
     from_module = run.results[1]['results']
     assert [r['valid'] for r in from_lookup] == [True, False]
     assert from_lookup == from_module
+
+
+# --- what a real run reports: every documented code, at the current time ---
+
+def documented_codes():
+    with open(os.path.join(REPO, 'docs', 'findings.md')) as doc:
+        return set(re.findall(r'^### `([a-z0-9-]+)`$', doc.read(), re.MULTILINE))
+
+
+def test_every_documented_code_is_reported_by_a_real_run(real_run):
+    """Fails when a documented finding code can only appear in unit tests: each one must come out of
+    ansible-playbook runs of policy_info, mx_tls_info and the lookup against the lab."""
+    reported = set()
+    for result in real_run.results[0]['results'] + real_run.results[1]['results'] + real_run.results[2]['ansible_facts']['from_lookup']:
+        reported.update(finding['code'] for finding in result['findings'])
+    assert len(documented_codes()) > 30
+    assert sorted(documented_codes() - reported) == []
+    assert sorted(reported - documented_codes()) == []
+
+
+def test_expiring_certificates_are_judged_at_the_time_of_the_run(results, real_run):
+    expiring = results['expiring.example']
+    assert expiring['valid'] is True
+    message = [f['message'] for f in expiring['findings'] if f['code'] == 'policy-certificate-expiring'][0]
+    assert 'in 2.' in message or 'in 3.0 days' in message, message
+    assert [f['severity'] for f in expiring['findings'] if f['code'] == 'mx-certificate-expiring'] == ['warning']
+    assert not [f for f in results['good.example']['findings'] if 'expiring' in f['code']]
+    lookup = dict((r['domain'], r) for r in real_run.results[2]['ansible_facts']['from_lookup'])
+    assert 'policy-certificate-expiring' in codes(lookup['expiring.example'], 'warning')
+
+
+def test_the_warning_window_changes_the_verdict(lab, workdir):
+    options = {'nameservers': lab.nameservers, 'ca_path': lab.ca_path, 'timeout': 3, 'check_mx_tls': True}
+    run = run_playbook([
+        {'mailsec.mta_sts.policy_info': dict(options, domains=['expiring.example'], expiry_warning_days=2)},
+        {'mailsec.mta_sts.policy_info': dict(options, domains=['expiring.example'], expiry_warning_days=30)},
+        {'mailsec.mta_sts.policy_info': dict(options, domains=['expiring.example'], expiry_warning_days=-1)},
+    ], workdir=workdir)
+    narrow, wide = run.results[0]['results'][0], run.results[1]['results'][0]
+    assert codes(narrow) == [], narrow['findings']
+    assert codes(wide, 'warning') == ['mx-certificate-expiring', 'policy-certificate-expiring']
+    assert run.results[2]['_status'] == 'failed'
+    assert run.results[2]['msg'] == "expiry_warning_days -1: must be a whole number of days from 0 to 365"
+
+
+def test_a_served_policy_that_no_record_announces_is_a_warning(results):
+    unannounced = results['unannounced.example']
+    # (its MX, 127.0.0.29, has no listener: mx-probe-failed is the other warning)
+    assert codes(unannounced, 'warning') == ['mx-probe-failed', 'policy-unannounced']
+    assert codes(unannounced, 'error') == [] and codes(unannounced, 'info') == ['sts-record-missing', 'tlsrpt-record-missing']
+    assert unannounced['valid'] is False and unannounced['mode'] == 'enforce'
+
+
+def test_max_age_zero_is_reported(results):
+    assert codes(results['maxage0.example'], 'warning') == ['max-age-short']
+    assert results['maxage0.example']['valid'] is True
+
+
+def test_utf8_policy_with_its_charset_is_valid(results):
+    ok = results['charsetok.example']
+    assert ok['valid'] is True and codes(ok, 'error') == []
+    assert ok['policy']['extensions'] == {'comment': u'caf\u00e9 cr\u00e8me'}
+
+
+def test_named_mx_hosts_are_probed_as_under_enforce(probed):
+    def found(host):
+        return [(f['code'], f['severity']) for f in probed[host]['findings']]
+    good = probed['mx1.good.example']
+    assert found('mx1.good.example') == [] and good['certificate_valid'] is True and good['starttls'] is True
+    assert good['addresses'] == ['127.0.0.21'] and good['tls_version'] in ('TLSv1.2', 'TLSv1.3')
+    assert found('mx1.nostarttls.example') == [('mx-starttls-missing', 'error')]
+    assert found('mx1.mxmismatch.example') == [('mx-certificate-invalid', 'error')]
+    assert found('mx1.oldtls.example') == [('mx-tls-failed', 'error')]
+    assert found('mx1.expiring.example') == [('mx-certificate-expiring', 'warning')]
+    assert found('nowhere.good.example') == [('mx-probe-failed', 'warning')]
+    assert list(probed) == sorted(MX_LISTENERS) + ['nowhere.good.example']
+
+
+# --- the same inventory list drives the record modules and the validator ---
+
+def test_record_module_items_are_the_expected_state(lab, workdir):
+    domains = [
+        {'domain': 'good.example', 'policy': lab.policies['good.example']},
+        {'domain': 'testing.example', 'policy': lab.policies['testing.example'], 'state': 'present'},
+        {'domain': 'gone.good.example', 'state': 'absent'},
+        {'domain': 'split.example', 'id': 'other1'},
+    ]
+    options = {'nameservers': lab.nameservers, 'ca_path': lab.ca_path, 'timeout': 3}
+    provider = {'provider': 'rfc2136', 'server': lab.knot.address, 'port': lab.knot.port,
+                'key_name': lab.knot.key_name, 'key_secret': lab.knot.key_secret}
+    run = run_playbook([
+        {'mailsec.mta_sts.policy_info': dict(options, domains=domains)},
+        {'set_fact': {'from_lookup': "{{ query('mailsec.mta_sts.validate', *domains, nameservers=nameservers, ca_path=ca_path) }}"},
+         'vars': {'domains': domains, 'nameservers': lab.nameservers, 'ca_path': lab.ca_path}},
+        # The very list the record module takes.
+        {'mailsec.mta_sts.mta_sts_record': dict(provider, domains=domains), 'check_mode': True},
+        {'mailsec.mta_sts.policy_info': dict(options, domains=[{'domain': 'good.example', 'state': 'absent'}])},
+    ], workdir=workdir)
+    assert run.results[0]['_status'] == 'ok', run
+    from_module = run.results[0]['results']
+    assert from_module == run.results[1]['ansible_facts']['from_lookup']
+    assert [r['in_sync'] for r in from_module] == [True, True, True, False]
+    assert from_module[3]['drift'] == [{'field': 'id', 'desired': 'other1', 'live': 'split1'}]
+    assert run.results[2]['_status'] == 'ok', run.results[2]
+    # The record module agrees: only split.example would change.
+    assert [r['changed'] for r in run.results[2]['results']] == [False, False, False, True]
+    assert run.results[3]['results'][0]['drift'] == [{'field': 'state', 'desired': 'absent', 'live': 'present'}]
+
+
+def test_the_same_domain_twice_is_refused_naming_the_term(lab, workdir):
+    run = run_playbook([
+        {'set_fact': {'twice': "{{ query('mailsec.mta_sts.validate', 'good.example', 'GOOD.EXAMPLE.', nameservers=ns) }}"},
+         'vars': {'ns': lab.nameservers}, 'ignore_errors': True},
+        {'mailsec.mta_sts.policy_info': {'domains': ['good.example', {'domain': 'Good.Example.'}], 'nameservers': lab.nameservers},
+         'ignore_errors': True},
+        {'mailsec.mta_sts.policy_info': {'domains': [{'domain': 'good.example', 'mode': 'sometimes'}], 'nameservers': lab.nameservers},
+         'ignore_errors': True},
+    ], workdir=workdir)
+    assert "terms[1] 'GOOD.EXAMPLE.': is good.example again, already listed as terms[0]" in run.results[0]['msg']
+    assert run.results[1]['msg'] == "domains[1] {'domain': 'Good.Example.'}: is good.example again, already listed as domains[0]"
+    assert run.results[2]['msg'] == "domains[0].mode 'sometimes': must be one of enforce, testing, none"
+
+
+def test_module_defaults_of_the_validate_group(lab, workdir):
+    run = run_playbook([{
+        'module_defaults': {'group/mailsec.mta_sts.validate': {'nameservers': lab.nameservers, 'ca_path': lab.ca_path, 'timeout': 3}},
+        'block': [
+            {'mailsec.mta_sts.policy_info': {'domains': ['good.example']}},
+            {'mailsec.mta_sts.mx_tls_info': {'hosts': ['mx1.good.example']}},
+        ],
+    }], workdir=workdir)
+    assert run.returncode == 0, run
+    assert run.results[0]['results'][0]['valid'] is True
+    assert run.results[1]['results'][0]['certificate_valid'] is True

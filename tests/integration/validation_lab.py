@@ -24,9 +24,11 @@ WEB_ADDRESS = '127.0.0.1'
 AUTH_ADDRESS = '127.0.0.53'
 
 
-def policy_text(domain, mode='enforce', mx=None, max_age=604800):
+def policy_text(domain, mode='enforce', mx=None, max_age=604800, extra=None):
     lines = ['version: STSv1', 'mode: %s' % mode] + ['mx: %s' % pattern for pattern in (mx or ['mx1.' + domain])]
     lines.append('max_age: %d' % max_age)
+    if extra:
+        lines.append(extra)
     return ''.join(line + '\r\n' for line in lines)
 
 
@@ -43,20 +45,49 @@ CASES = {
     'expired.example': {'cert': 'expired'},
     'untrusted.example': {'cert': 'untrusted'},
     'twosts.example': {'sts': [['v=STSv1; id=one1;'], ['v=STSv1; id=two2;']]},
-    'split.example': {'sts': [['v=STSv1; ', 'id=split1;']]},
-    'cname.example': {'sts_cname': '_mta-sts.good.example'},
+    'split.example': {'sts': [['v=STSv1; ', 'id=split1;']], 'tlsrpt': [['v=TLSRPTv1; ', 'rua=mailto:tlsrpt@split.example']]},
+    'cname.example': {'sts_cname': '_mta-sts.good.example', 'tlsrpt_cname': '_smtp._tls.good.example'},
     'uncovered.example': {'mx': [(10, 'mx1.uncovered.example'), (20, 'backup.other.example')]},
     'wildcard.example': {'policy_mx': ['*.wildcard.example'], 'mx': [(10, 'a.b.wildcard.example')]},
     'nostarttls.example': {'mx': [(10, 'mx1.nostarttls.example')]},
     'mxmismatch.example': {'mx': [(10, 'mx1.mxmismatch.example')]},
     'testing.example': {'mode': 'testing', 'mx': [(10, 'mx1.mxmismatch.example')]},
+    # A renewal that did not happen: both the policy host and the MX certificates end in a few days.
+    'expiring.example': {'cert': 'expiring', 'mx': [(10, 'mx1.expiring.example')]},
+    'oldtls.example': {'mx': [(10, 'mx1.oldtls.example')]},
+    # UTF-8 in an extension value, served as plain "text/plain" (US-ASCII by default).
+    'charset.example': {'extra': 'comment: caf\u00e9 cr\u00e8me'},
+    'charsetok.example': {'extra': 'comment: caf\u00e9 cr\u00e8me', 'content_type': 'text/plain; charset=utf-8'},
+    # The policy is served, but no record announces it (and no TLS-RPT either).
+    'unannounced.example': {'sts': [], 'tlsrpt': []},
+    'badsts.example': {'sts': [['v=STSv1; id=bad-id;'], ['v=stsv1; id=abc;']]},
+    'badpolicy.example': {'body': 'version: STSv1\r\nmode: enforce\r\nmx: mx1.badpolicy.example\r\n'},
+    'none.example': {'mode': 'none'},
+    'maxage0.example': {'max_age': 0},
+    'oneday.example': {'max_age': 86400},
+    'nomx.example': {'mx': [], 'policy_mx': ['nomx.example']},
+    'nullmx.example': {'mx': [(0, '')]},
+    'tlsrptbad.example': {'tlsrpt': [['v=TLSRPTv1; rua=http://reports.example'], ['v=tlsrptv1; rua=mailto:x@tlsrptbad.example']]},
+    'tlsrpttwo.example': {'tlsrpt': [['v=TLSRPTv1; rua=mailto:a@tlsrpttwo.example'], ['v=TLSRPTv1; rua=mailto:b@tlsrpttwo.example']]},
+}
+# Names the lab serves no zone for: Knot answers REFUSED (a DNS error), and a name that does not exist in a lab zone.
+DNS_FAULTS = {
+    'refused.test': 'REFUSED for every question',
+    'gone.good.example': 'NXDOMAIN',
 }
 # MX host -> (Postfix listener address, kind)
 MX_LISTENERS = {
     'mx1.good.example': ('127.0.0.21', 'good'),
     'mx1.nostarttls.example': ('127.0.0.22', 'no_starttls'),
     'mx1.mxmismatch.example': ('127.0.0.23', 'wrong_name'),
+    'mx1.expiring.example': ('127.0.0.24', 'expiring'),
+    'mx1.oldtls.example': ('127.0.0.25', 'old_tls'),
 }
+
+
+def _txt(strings):
+    """One TXT record in zone-file form: its character-strings, each quoted."""
+    return ' '.join('"%s"' % string for string in strings)
 
 
 class ValidationLab:
@@ -104,17 +135,22 @@ class ValidationLab:
 
     def _publish(self, domain, case):
         mode = case.get('mode', 'enforce')
-        policy = policy_text(domain, mode, case.get('policy_mx'))
+        policy = case.get('body') or policy_text(domain, mode, case.get('policy_mx'), case.get('max_age', 604800), case.get('extra'))
         self.policies[domain] = policy
         from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id
-        records = case.get('sts') or [['v=STSv1; id=%s;' % policy_id(policy)]]
+        records = case['sts'] if 'sts' in case else [['v=STSv1; id=%s;' % (policy_id(policy) if 'body' not in case else 'bad1')]]
         if case.get('sts_cname'):
             self._replace(self.knot, domain, '_mta-sts.' + domain, 'CNAME', [case['sts_cname'] + '.'])
         else:
-            self._replace(self.knot, domain, '_mta-sts.' + domain, 'TXT', [' '.join('"%s"' % s for s in record) for record in records])
-        self._replace(self.knot, domain, '_smtp._tls.' + domain, 'TXT', ['"v=TLSRPTv1; rua=mailto:tlsrpt@%s"' % domain])
+            self._replace(self.knot, domain, '_mta-sts.' + domain, 'TXT', [_txt(record) for record in records])
+        tlsrpt = case['tlsrpt'] if 'tlsrpt' in case else [['v=TLSRPTv1; rua=mailto:tlsrpt@%s' % domain]]
+        if case.get('tlsrpt_cname'):
+            self._replace(self.knot, domain, '_smtp._tls.' + domain, 'CNAME', [case['tlsrpt_cname'] + '.'])
+        else:
+            self._replace(self.knot, domain, '_smtp._tls.' + domain, 'TXT', [_txt(record) for record in tlsrpt])
         self._replace(self.knot, domain, 'mta-sts.' + domain, 'A', [WEB_ADDRESS])
-        mx = case.get('mx') or [(10, 'mx1.' + domain)]
+        mx = case['mx'] if 'mx' in case else [(10, 'mx1.' + domain)]
+        # A host of '' is the null MX (RFC 7505): "0 ."
         self._replace(self.knot, domain, domain, 'MX', ['%d %s.' % (preference, host) for preference, host in mx])
         for _preference, host in mx:
             if host.endswith('.' + domain):

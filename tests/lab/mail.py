@@ -65,8 +65,8 @@ from ._service import ProcessServer
 from .web import address_is_free, cert_pair, check_host, check_loopback
 from .pki import write_pair
 
-MX_KINDS = ('good', 'wrong_name', 'expired', 'not_yet_valid', 'untrusted', 'self_signed',
-            'no_chain', 'no_starttls')
+MX_KINDS = ('good', 'wrong_name', 'expired', 'expiring', 'not_yet_valid', 'untrusted', 'self_signed',
+            'no_chain', 'no_starttls', 'old_tls')
 START_TIMEOUT = 10.0
 MASTER = '/usr/lib/postfix/sbin/master'
 
@@ -183,7 +183,10 @@ class MailLab(ProcessServer):
         domain and its www, or ``names``), ``expired``, ``not_yet_valid``,
         ``untrusted`` (second CA), ``self_signed``, ``no_chain`` (leaf without
         the intermediate), ``no_starttls`` (``smtpd_tls_security_level =
-        none``: no STARTTLS in the EHLO answer).  ``name`` is also the host
+        none``: no STARTTLS in the EHLO answer), ``expiring`` (a good
+        certificate that ends in a few days), ``old_tls`` (a good certificate,
+        but TLS 1.0 only: offers STARTTLS, and a client that requires TLS 1.2
+        fails the handshake).  ``name`` is also the host
         name in the banner and the EHLO answer (``myhostname``).  ``names``
         overrides the names in the certificate.  Adding an address again
         replaces it; call ``start()``/``restart()`` to put changes live.
@@ -282,6 +285,9 @@ class MailLab(ProcessServer):
                 key, crt = self._path('tls', m.stem + '.key'), self._path('tls', m.stem + '.crt')
                 lines += ['  -o smtpd_tls_security_level=may',
                           f'  -o smtpd_tls_chain_files={key},{crt}']
+                if m.kind == 'old_tls':
+                    lines += ['  -o smtpd_tls_protocols=<=TLSv1', '  -o tls_high_cipherlist=DEFAULT:@SECLEVEL=0',
+                              '  -o smtpd_tls_ciphers=high']
         lines += [
             'postlog   unix-dgram n - n - 1 postlogd',
             'tlsmgr    unix - - n 1000? 1 tlsmgr',
@@ -323,7 +329,7 @@ class MailLab(ProcessServer):
             if m.kind == 'no_starttls':
                 continue
             if m.pair is None:
-                m.pair = cert_pair(self.ca, m.kind, m.name, m.names, m.key_type)
+                m.pair = cert_pair(self.ca, 'good' if m.kind == 'old_tls' else m.kind, m.name, m.names, m.key_type)
             write_pair(self._path('tls'), m.stem, m.pair)
         cool = time.time() - 60
         for name, text in (('main.cf', self.main_cf()), ('master.cf', self.master_cf())):

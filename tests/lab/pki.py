@@ -7,7 +7,8 @@ which is what nginx ``ssl_certificate`` and Postfix ``smtpd_tls_chain_files``
 expect; a client trusts only the root (``ca_pem`` / ``write_bundle``), just
 as a sending MTA trusts only its root store.
 
-Hostile variants for the tests: ``issue_expired``, ``issue_untrusted`` (a
+Hostile variants for the tests: ``issue_expired``, ``issue_expiring`` (valid
+for a few days more), ``issue_untrusted`` (a
 second root that is in no bundle), ``self_signed``, and ``chain=False``
 (the leaf without its intermediate, which a client that trusts only the
 root cannot verify).
@@ -223,6 +224,11 @@ class LabCA:
         end = _now() - datetime.timedelta(days=days_ago)
         return self.issue(names, not_before=end - DEFAULT_LIFETIME, not_after=end,
                           key_type=key_type)
+
+    def issue_expiring(self, names, key_type='ec', days_left=3):
+        """Like ``issue``, valid now but running out ``days_left`` days from now (a renewal that did not happen)."""
+        end = _now() + datetime.timedelta(days=days_left)
+        return self.issue(names, not_before=end - DEFAULT_LIFETIME, not_after=end, key_type=key_type)
 
     def issue_not_yet_valid(self, names, key_type='ec', days_ahead=1):
         """Like ``issue``, but valid only from ``days_ahead`` days on."""

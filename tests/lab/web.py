@@ -51,8 +51,10 @@ POLICY_PATH = '/.well-known/mta-sts.txt'
 START_TIMEOUT = 10.0
 CONTROL_HOST = 'lab-control.invalid'
 
-CERT_KINDS = ('good', 'wrong_name', 'expired', 'not_yet_valid', 'untrusted',
+CERT_KINDS = ('good', 'wrong_name', 'expired', 'expiring', 'not_yet_valid', 'untrusted',
               'self_signed', 'no_chain')
+# How long an 'expiring' certificate has left: inside the validator's default warning window (14 days).
+EXPIRING_DAYS = 3
 TLS_VERSIONS = ('TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3')
 DEFAULT_TLS = ('TLSv1.2', 'TLSv1.3')
 STALL_MODES = ('trickle', 'hang', 'silent')
@@ -120,9 +122,9 @@ def check_host(host):
 
 
 def _quote(value, what):
-    """A double-quoted nginx string; refuse what could break out of it."""
-    if any(c in value for c in '"\\\r\n\t\0{};') or '$' in value:
-        raise ValueError(f'{what} must not contain quotes, backslashes, $, ;, braces '
+    """A double-quoted nginx string; refuse what could break out of it (";" cannot: it is quoted)."""
+    if any(c in value for c in '"\\\r\n\t\0{}') or '$' in value:
+        raise ValueError(f'{what} must not contain quotes, backslashes, $, braces '
                          f'or control characters: {value!r}')
     return f'"{value}"'
 
@@ -175,6 +177,8 @@ def cert_pair(ca, kind, host, names=None, key_type='ec'):
         return ca.issue(names, key_type=key_type)
     if kind == 'expired':
         return ca.issue_expired(names, key_type=key_type)
+    if kind == 'expiring':
+        return ca.issue_expiring(names, key_type=key_type, days_left=EXPIRING_DAYS)
     if kind == 'not_yet_valid':
         return ca.issue_not_yet_valid(names, key_type=key_type)
     if kind == 'untrusted':
@@ -329,7 +333,7 @@ class PolicyWeb(ProcessServer):
 
         ``kind``: ``good`` (for ``host`` from the lab CA, with its
         intermediate), ``wrong_name`` (for the parent domain and its www),
-        ``expired``, ``not_yet_valid``, ``untrusted`` (from a second CA that no
+        ``expired``, ``expiring`` (valid, ends in ``EXPIRING_DAYS`` days), ``not_yet_valid``, ``untrusted`` (from a second CA that no
         bundle has), ``self_signed``, ``no_chain`` (good leaf sent without the
         intermediate).  ``names`` overrides the names in the certificate.
 
