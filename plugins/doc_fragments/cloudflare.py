@@ -15,6 +15,7 @@ options:
     description:
       - Provider V(cloudflare). API token with C(Zone:Read) and C(DNS:Edit) on the zones. Never logged.
       - Defaults to the E(CLOUDFLARE_API_TOKEN) environment variable.
+      - Required with O(provider=cloudflare), given or from the environment; checked before anything is sent.
     type: str
   base_url:
     description:

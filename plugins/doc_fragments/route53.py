@@ -14,7 +14,7 @@ options:
   aws_access_key_id:
     description:
       - Provider V(route53). AWS access key id. When not given, boto3's usual chain applies (environment, shared
-        credentials file, instance role).
+        credentials file, instance role), so no option is required with O(provider=route53).
     type: str
     aliases: [access_key]
   aws_secret_access_key:

@@ -18,5 +18,6 @@ options:
         V(/srv/dns/{zone}.zone). The zone of a domain is then the longest parent name with a file.
       - Lines the module does not change stay byte for byte; the SOA serial is increased on change and the file
         is replaced atomically. The file must not change between the module's read and write (it fails then).
+      - Required with O(provider=zonefile); checked before any file is read.
     type: path
 '''

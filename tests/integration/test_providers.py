@@ -98,3 +98,74 @@ def test_cloudflare_splits_batches_at_200_items_by_whole_names(cloudflare, workd
     assert cloudflare.api.counts()['POST batch'] == 2
     assert cloudflare.api.counts()['GET dns_records'] == 1
     assert all(_live(cloudflare, '_mta-sts.' + domain) == ['v=STSv1; id=bulk250;'] for domain in domains)
+
+
+# Options that mean something: required ones refused at argument validation, other providers' options warned about.
+
+def _warnings(run):
+    return [line.split('[WARNING]:', 1)[1].strip() for line in run.output.splitlines() if '[WARNING]:' in line]
+
+
+@pytest.mark.parametrize('provider, missing', [('rfc2136', 'server'), ('cloudflare', 'api_token'), ('zonefile', 'zone_file')])
+def test_missing_required_option_is_refused_at_argument_validation_before_any_io(request, provider, missing, domain, workdir):
+    backend = request.getfixturevalue(provider) if provider != 'zonefile' else None
+    args = backend.module_args() if backend else {'provider': 'zonefile'}
+    args.pop(missing, None)
+    if backend:
+        backend.reset()
+    run = run_playbook([{'mailsec.mta_sts.mta_sts_record': dict(args, domain=domain, id='abc')}], workdir=workdir)
+    assert run.returncode != 0
+    assert run.result['msg'] == 'provider is %s but all of the following are missing: %s' % (provider, missing), run
+    if backend:
+        assert backend.messages() == 0
+
+
+def test_values_from_the_environment_satisfy_required_options_and_never_warn(rfc2136, cloudflare, workdir):
+    rfc_args = rfc2136.module_args()
+    rfc_env = {'MAILSEC_RFC2136_SERVER': rfc_args.pop('server'), 'MAILSEC_RFC2136_KEY_NAME': rfc_args.pop('key_name'),
+               'MAILSEC_RFC2136_KEY_SECRET': rfc_args.pop('key_secret')}
+    cf_args = cloudflare.module_args()
+    cf_env = {'CLOUDFLARE_API_TOKEN': cf_args.pop('api_token'), 'CLOUDFLARE_BASE_URL': cf_args.pop('base_url')}
+    tasks = [
+        {'mailsec.mta_sts.mta_sts_record': dict(rfc_args, domain='envfallback.alpha.example', id='env1')},
+        {'mailsec.mta_sts.mta_sts_record': dict(cf_args, domain='envfallback.beta.example', id='env1')},
+    ]
+    run = run_playbook(tasks, env=dict(rfc_env, **cf_env), workdir=workdir)
+    assert run.returncode == 0, run
+    assert [result['changed'] for result in run.results] == [True, True]
+    assert _warnings(run) == []
+    assert _live(rfc2136, '_mta-sts.envfallback.alpha.example') == ['v=STSv1; id=env1;']
+    assert _live(cloudflare, '_mta-sts.envfallback.beta.example') == ['v=STSv1; id=env1;']
+
+
+def test_options_of_other_providers_warn_by_name_and_defaults_do_not(route53, rfc2136, domain, workdir):
+    secret = 'tsig-secret-never-shown'
+    foreign = dict(route53.module_args(), server='127.0.0.1', port=53, key_secret=secret, key_name='k', api_token=secret)
+    own = rfc2136.module_args()      # its own options, with port given and key_algorithm left at its default
+    run = run_playbook([
+        {'mailsec.mta_sts.mta_sts_record': dict(foreign, domain=domain, id='warn1')},
+        {'mailsec.mta_sts.tlsrpt_record': dict(own, domain=domain, rua=['mailto:r@alpha.example'])},
+    ], workdir=workdir)
+    assert run.returncode == 0, run
+    assert _warnings(run) == [
+        'api_token is an option of provider cloudflare; provider route53 ignores it',
+        'key_name is an option of provider rfc2136; provider route53 ignores it',
+        'key_secret is an option of provider rfc2136; provider route53 ignores it',
+        'port is an option of provider rfc2136; provider route53 ignores it',
+        'server is an option of provider rfc2136; provider route53 ignores it',
+    ]
+    assert secret not in run.output
+
+
+def test_module_defaults_for_the_dns_group_keep_working(rfc2136, domain, workdir):
+    defaults = rfc2136.module_args()
+    run = run_playbook([
+        {'module_defaults': {'group/mailsec.mta_sts.dns': defaults},
+         'mailsec.mta_sts.mta_sts_record': {'domain': domain, 'id': 'grp1'}},
+        {'module_defaults': {'group/mailsec.mta_sts.dns': defaults},
+         'mailsec.mta_sts.tlsrpt_record': {'domain': domain, 'rua': ['mailto:r@alpha.example']}},
+    ], workdir=workdir)
+    assert run.returncode == 0, run
+    assert [result['changed'] for result in run.results] == [True, True]
+    assert _warnings(run) == []
+    assert _live(rfc2136, '_mta-sts.' + domain) == ['v=STSv1; id=grp1;']
