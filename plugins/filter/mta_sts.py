@@ -10,6 +10,7 @@ __metaclass__ = type
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _mx, _policy, _tlsrpt
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
@@ -37,6 +38,16 @@ def _wrap(function):
     return filter_function
 
 
+def render_policy(policy):
+    """``policy | render_policy``: the canonical policy text, with a warning for a short max_age."""
+    text = _policy.render_policy(policy)
+    parsed = _policy.parse_policy(text)
+    advice = _policy.max_age_advice(parsed['mode'], parsed['max_age'])
+    if advice:
+        Display().warning('render_policy: %s' % advice[1])
+    return text
+
+
 def mx_match(host, patterns):
     """``host | mx_match(pattern_or_list)``: whether an MX host is covered by the patterns."""
     return _mx.matches_any(patterns, host)
@@ -49,7 +60,7 @@ class FilterModule(object):
             'parse_policy': _wrap(_policy.parse_policy),
             'parse_sts_record': _wrap(_policy.parse_sts_record),
             'parse_tlsrpt_record': _wrap(_tlsrpt.parse_tlsrpt_record),
-            'render_policy': _wrap(_policy.render_policy),
+            'render_policy': _wrap(render_policy),
             'policy_id': _wrap(_policy.policy_id),
             'mx_match': _wrap(mx_match),
         }

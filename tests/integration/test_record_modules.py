@@ -296,3 +296,20 @@ def test_check_diff_of_an_id_change_shows_the_policies(rfc2136, knot, policy_web
     assert '-mode: testing\n+mode: enforce' in run.output
     assert ('-# policy behind id %s: not known (the policy host already serves the new policy, id %s)'
             % (old_id, new_id)) in run.output
+
+
+def test_render_policy_warns_of_a_short_max_age_and_rstrip_false_keeps_the_served_bytes(workdir):
+    """The filters' documented promises, through ansible-playbook: the warning, and lookup('file') with rstrip=false."""
+    path = os.path.join(workdir, 'mta-sts.txt')
+    with open(path, 'wb') as handle:
+        handle.write(render_policy(NEW_POLICY).encode())
+    run = run_playbook([
+        {'set_fact': {'short': "{{ {'mode': 'enforce', 'mx': ['mx1.alpha.example'], 'max_age': 86400} | mailsec.mta_sts.render_policy }}",
+                      'kept': "{{ lookup('ansible.builtin.file', '%s', rstrip=false) | mailsec.mta_sts.policy_id }}" % path,
+                      'stripped': "{{ lookup('ansible.builtin.file', '%s') | mailsec.mta_sts.policy_id }}" % path}},
+    ], workdir=workdir)
+    assert run.returncode == 0, run
+    assert '[WARNING]: render_policy: max_age 86400 is under a week (604800) in enforce mode' in run.output
+    facts = run.result['ansible_facts']
+    assert facts['kept'] == policy_id(render_policy(NEW_POLICY).encode())
+    assert facts['stripped'] != facts['kept']
