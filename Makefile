@@ -2,8 +2,16 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 COLLECTION_LINK := .build/collections/ansible_collections/mailsec/mta_sts
+# The release gates' console scripts call each other (ansible-lint runs ansible-playbook) by name.
+VENV_PATH := PATH="$(abspath $(VENV))/bin:$$PATH"
+# Building the tarball needs ansible-core only: a small venv of its own, no root, no lab.
+BUILD_VENV := .build/venv-build
+BUILD_REQUIREMENT := ansible-core>=2.16
+# meta/runtime.yml claims requires_ansible >=2.16.0: sanity runs on the oldest claimed release too.
+OLDEST_CORE_VENV := .build/venv-core-2.16
+OLDEST_CORE_REQUIREMENT := ansible-core>=2.16,<2.17
 
-.PHONY: deps test units integration sanity demo bench build clean
+.PHONY: deps test units integration lint changelog-lint docs-lint sanity sanity-oldest demo bench build clean
 
 deps:
 	scripts/install-deps
@@ -12,9 +20,21 @@ $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../../.. $@
 
-test: deps $(COLLECTION_LINK)
+# A venv with one requirement, remade when the Makefile (where the requirement is written) changes.
+%/.installed: Makefile
+	python3 -m venv $*
+	$*/bin/pip install -q --disable-pip-version-check '$(REQUIREMENT)'
+	touch $@
+
+$(BUILD_VENV)/.installed: REQUIREMENT = $(BUILD_REQUIREMENT)
+$(OLDEST_CORE_VENV)/.installed: REQUIREMENT = $(OLDEST_CORE_REQUIREMENT)
+
+test: deps $(COLLECTION_LINK) $(OLDEST_CORE_VENV)/.installed
 	$(PYTHON) -m pytest
-	tests/sanity/run
+	$(MAKE) --no-print-directory lint changelog-lint docs-lint sanity sanity-oldest DEPS_DONE=1
+
+# Inside `make test`, deps ran already.
+GATE_DEPS := $(if $(DEPS_DONE),,deps)
 
 units: deps $(COLLECTION_LINK)
 	$(PYTHON) -m pytest tests/unit
@@ -22,8 +42,23 @@ units: deps $(COLLECTION_LINK)
 integration: deps $(COLLECTION_LINK)
 	$(PYTHON) -m pytest tests/lab tests/integration
 
-sanity: deps
+lint: $(GATE_DEPS)
+	@$(VENV_PATH) $(VENV)/bin/ansible-lint || { \
+	  echo "make lint: ansible-lint --profile production failed on the violations above (settings: .ansible-lint)" >&2; exit 1; }
+
+changelog-lint: $(GATE_DEPS)
+	@$(VENV)/bin/antsibull-changelog lint || { \
+	  echo "make changelog-lint: a fragment in changelogs/fragments is not valid (see above)" >&2; exit 1; }
+
+docs-lint: $(GATE_DEPS)
+	@$(VENV_PATH) $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs . || { \
+	  echo "make docs-lint: plugin documentation or docs/docsite failed antsibull-docs' checks (see above)" >&2; exit 1; }
+
+sanity: $(GATE_DEPS)
 	tests/sanity/run
+
+sanity-oldest: $(GATE_DEPS) $(OLDEST_CORE_VENV)/.installed
+	VENV=$(OLDEST_CORE_VENV) SANITY_ROOT=$${TMPDIR:-/tmp}/mailsec-mta_sts-sanity-2.16 tests/sanity/run
 
 demo: deps $(COLLECTION_LINK)
 	scripts/demo
@@ -31,8 +66,8 @@ demo: deps $(COLLECTION_LINK)
 bench: deps $(COLLECTION_LINK)
 	$(PYTHON) bench/record_updates.py
 
-build: deps
-	$(VENV)/bin/ansible-galaxy collection build --force --output-path .build/dist
+build: $(BUILD_VENV)/.installed
+	$(BUILD_VENV)/bin/ansible-galaxy collection build --force --output-path .build/dist
 
 clean:
 	rm -rf .build tests/output

@@ -2,9 +2,9 @@
 
 1. Start the lab on loopback: Knot DNS (TSIG dynamic updates) and nginx with a throwaway CA as the
    policy web host for mta-sts.<domain>.
-2. playbooks/demo-render.yml renders each domain's policy file (the filters; the id follows the bytes).
+2. tests/demo/demo-render.yml renders each domain's policy file (the filters; the id follows the bytes).
 3. nginx serves them (what a policy_host role does on a real web host).
-4. playbooks/demo.yml verifies the served policy first, then publishes _mta-sts and _smtp._tls through
+4. tests/demo/demo.yml verifies the served policy first, then publishes _mta-sts and _smtp._tls through
    RFC 2136, then checks the domain as a strict sender would: valid and in sync.
 5. The same playbook again: nothing to change.
 6. The live records, read back from the server. Then everything stops.
@@ -34,7 +34,7 @@ def playbook(name, lab_dir, knot, extra_env=None):
                MAILSEC_RFC2136_KEY_SECRET=knot.key_secret, **(extra_env or {}))
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
                '-e', 'ansible_python_interpreter=%s' % sys.executable, '-e', 'dns_port=%d' % knot.port,
-               '-e', 'lab_dir=%s' % lab_dir, os.path.join(REPO, 'playbooks', name)]
+               '-e', 'lab_dir=%s' % lab_dir, os.path.join(REPO, 'tests', 'demo', name)]
     proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     print(proc.stdout)
     if proc.returncode != 0:
