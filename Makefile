@@ -11,7 +11,7 @@ BUILD_REQUIREMENT := ansible-core>=2.16
 OLDEST_CORE_VENV := .build/venv-core-2.16
 OLDEST_CORE_REQUIREMENT := ansible-core>=2.16,<2.17
 
-.PHONY: deps test units integration lint changelog-lint docs-lint sanity sanity-oldest demo bench build clean
+.PHONY: deps test units integration lint changelog-lint docs-lint docsite sanity sanity-oldest demo bench build clean
 
 deps:
 	scripts/install-deps
@@ -51,6 +51,7 @@ changelog-lint: $(GATE_DEPS)
 	  echo "make changelog-lint: a fragment in changelogs/fragments is not valid (see above)" >&2; exit 1; }
 
 docs-lint: $(GATE_DEPS)
+	@$(PYTHON) scripts/docsite.py --check
 	@$(VENV_PATH) $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs . || { \
 	  echo "make docs-lint: plugin documentation or docs/docsite failed antsibull-docs' checks (see above)" >&2; exit 1; }
 
@@ -59,6 +60,10 @@ sanity: $(GATE_DEPS)
 
 sanity-oldest: $(GATE_DEPS) $(OLDEST_CORE_VENV)/.installed
 	VENV=$(OLDEST_CORE_VENV) SANITY_ROOT=$${TMPDIR:-/tmp}/mailsec-mta_sts-sanity-2.16 tests/sanity/run
+
+# The docs site's pages (docs/docsite/rst) from docs/*.md.
+docsite:
+	python3 scripts/docsite.py
 
 demo: deps $(COLLECTION_LINK)
 	scripts/demo
