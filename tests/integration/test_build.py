@@ -34,13 +34,22 @@ def checkout_files():
 
 
 @pytest.fixture(scope='module')
-def tarball(tmp_path_factory):
-    """Built from a copy of the checkout with a developer's leftovers in it, as `make build` sees a used one."""
-    tmp = tmp_path_factory.mktemp('build')
-    checkout = tmp / 'checkout'
+def checkout(tmp_path_factory):
+    """A copy of the checkout's files, committed to a git repository of its own."""
+    copy = tmp_path_factory.mktemp('checkout')
     for path in checkout_files():
-        os.makedirs(os.path.dirname(checkout / path), exist_ok=True)
-        shutil.copy2(os.path.join(REPO, path), checkout / path, follow_symlinks=False)
+        os.makedirs(os.path.dirname(copy / path), exist_ok=True)
+        shutil.copy2(os.path.join(REPO, path), copy / path, follow_symlinks=False)
+    git = ['git', '-c', 'user.name=test', '-c', 'user.email=test@localhost', '-C', str(copy)]
+    for command in (['init', '-q', '-b', 'main'], ['add', '-A'], ['commit', '-q', '-m', 'copy']):
+        subprocess.run(git + command, check=True, capture_output=True)
+    return copy
+
+
+@pytest.fixture(scope='module')
+def tarball(checkout, tmp_path_factory):
+    """Built from the copy with a developer's leftovers in it, as `make build` sees a used checkout."""
+    tmp = tmp_path_factory.mktemp('build')
     for path in DEVELOPMENT_LEFTOVERS:
         os.makedirs(os.path.dirname(checkout / path), exist_ok=True)
         (checkout / path).write_text('leftover\n')
@@ -78,6 +87,17 @@ def test_tarball_holds_what_users_run_and_no_development_files(tarball):
     info = manifest['collection_info']
     assert info['license'] == ['GPL-3.0-or-later']
     assert not [key for key in ('repository', 'documentation', 'homepage', 'issues') if info.get(key)]
+
+
+def test_install_from_a_git_url_takes_what_the_tarball_has(checkout, tarball, tmp_path):
+    collections = tmp_path / 'collections'
+    subprocess.run([tool('ansible-galaxy'), 'collection', 'install', '--offline', '-p', str(collections),
+                    'git+file://%s/.git,main' % checkout], check=True, capture_output=True)
+    root = collections / 'ansible_collections' / 'mailsec' / 'mta_sts'
+    installed = {os.path.relpath(os.path.join(top, name), root) for top, dirs, files in os.walk(root) for name in files}
+    with tarfile.open(tarball) as archive:
+        shipped = {member.name for member in archive.getmembers() if member.isfile()}
+    assert installed == shipped
 
 
 def test_built_collection_installs_and_loads(installed, tmp_path):
