@@ -166,5 +166,5 @@ def test_example_execution_environment_becomes_a_build_context(tarball, tmp_path
                    env=dict(os.environ, ANSIBLE_GALAXY_DISABLE_GPG_VERIFY='1'))
     manifest = collections / 'ansible_collections' / 'mailsec' / 'mta_sts' / 'MANIFEST.json'
     assert yaml.safe_load(manifest.read_text())['collection_info']['version'] == version
-    python, _ = introspect(collections)
+    python = introspect(collections)[0]
     assert python == requirement_names(os.path.join(REPO, 'requirements.txt'))
