@@ -44,6 +44,7 @@ def test_writes_refused_past_the_retry_budget_fail_clearly_and_a_rerun_converges
     run = run_playbook([task], workdir=workdir)
     assert run.returncode != 0
     assert 'gave up after 3 attempts' in run.result['msg'], run
+    assert 'still throttling or failing: re-run later, or raise max_retries or retry_max_seconds' in run.result['msg']
     # Exactly our 3 attempts reached the server: the SDK's own retries are off, so they do not multiply.
     assert cloud.faults() == 3
     assert run.result['msg'].startswith('zone alpha.example:')
@@ -86,7 +87,9 @@ def test_wrong_credentials_or_unknown_zone_fail_before_any_write_and_hide_secret
     cloud.reset()
     run = run_playbook([{STS: dict(args, domain='nozone.example', id='x1')}], verbosity=3, workdir=workdir)
     assert run.returncode != 0
-    assert 'nozone.example' in run.result['msg']
+    kind = 'zone visible to this API token' if cloud.name == 'cloudflare' else 'public hosted zone'
+    assert '%s: no %s holds _mta-sts.nozone.example (zones seen: alpha.example, beta.example); check' % (cloud.name, kind) \
+        in run.result['msg'], run
     assert cloud.writes() == 0
     assert args[secret_key] not in run.output
 
@@ -94,8 +97,24 @@ def test_wrong_credentials_or_unknown_zone_fail_before_any_write_and_hide_secret
         bad = run_playbook([{STS: dict(args, domain='creds.alpha.example', id='x1', api_token=wrong)}], verbosity=3, workdir=workdir)
         assert bad.returncode != 0
         assert 'HTTP 403' in bad.result['msg'], bad
+        assert 'the API token was refused; check api_token (or CLOUDFLARE_API_TOKEN)' in bad.result['msg']
         assert wrong not in bad.output
         assert cloud.writes() == 0
+    else:
+        # What AWS answers for a key it does not know; moto accepts any, so the proxy answers it.
+        faults_before = cloud.faults()
+        cloud.proxy.inject('InvalidClientTokenId', status=403, message='The security token included in the request is invalid.')
+        try:
+            bad = run_playbook([{STS: dict(args, domain='creds.alpha.example', id='x1', aws_secret_access_key=wrong)}],
+                               verbosity=3, workdir=workdir)
+        finally:
+            cloud.clear_faults()
+        assert bad.returncode != 0
+        assert 'AWS refused the credentials (InvalidClientTokenId: ' in bad.result['msg'], bad
+        assert 'check aws_access_key_id, aws_secret_access_key' in bad.result['msg']
+        assert wrong not in bad.output
+        # Refused credentials are not retried.
+        assert cloud.faults() - faults_before == 1
     ok = run_playbook([{STS: dict(args, domain='creds.alpha.example', id='x1')}], verbosity=3, diff=True, workdir=workdir)
     assert ok.returncode == 0, ok
     assert args[secret_key] not in ok.output

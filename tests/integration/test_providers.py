@@ -1,6 +1,7 @@
 """Provider behaviour that a playbook cannot show: concurrent edits, and secrets under -vvv."""
 
 import base64
+import socket
 
 import pytest
 from cloudflare import Cloudflare
@@ -169,3 +170,51 @@ def test_module_defaults_for_the_dns_group_keep_working(rfc2136, domain, workdir
     assert [result['changed'] for result in run.results] == [True, True]
     assert _warnings(run) == []
     assert _live(rfc2136, '_mta-sts.' + domain) == ['v=STSv1; id=grp1;']
+
+
+# Errors that say what to check, from a real server (Knot behind the counting proxy) or a real socket.
+
+def _rfc2136_failure(args, domain, workdir):
+    run = run_playbook([{'mailsec.mta_sts.mta_sts_record': dict(args, domain=domain, id='abc')}], verbosity=3, workdir=workdir)
+    assert run.returncode != 0
+    assert run.result['changed'] is False
+    return run
+
+
+def test_rfc2136_zone_the_server_does_not_serve_is_named_as_a_refusal(rfc2136, workdir):
+    args = rfc2136.module_args()
+    run = _rfc2136_failure(args, 'elsewhere.example', workdir)
+    # Knot answers REFUSED unsigned; the message says so, not "response requires a TSIG".
+    assert run.result['msg'] == (
+        'query _mta-sts.elsewhere.example SOA: server %s port %d refused the query for _mta-sts.elsewhere.example '
+        '(REFUSED): it does not serve that zone; check server, or give zone' % (args['server'], args['port'])), run
+    assert args['key_secret'] not in run.output
+
+
+def test_rfc2136_unknown_tsig_key_name_is_named(rfc2136, domain, workdir):
+    args = dict(rfc2136.module_args(), key_name='no-such-key')
+    run = _rfc2136_failure(args, domain, workdir)
+    assert "does not know TSIG key 'no-such-key' with algorithm hmac-sha256 (BADKEY); check key_name and key_algorithm" \
+        in run.result['msg'], run
+    assert args['key_secret'] not in run.output
+
+
+def test_rfc2136_nothing_listening_is_a_refused_connection(domain, workdir):
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    # Closed again: nothing listens on that port now.
+    run = _rfc2136_failure({'provider': 'rfc2136', 'server': '127.0.0.1', 'port': port}, domain, workdir)
+    assert run.result['msg'].endswith('server 127.0.0.1 port %d refused the TCP connection: nothing listens there; '
+                                      'check server and port' % port), run
+
+
+def test_rfc2136_server_that_never_answers_is_a_timeout(domain, workdir):
+    with socket.socket() as silent:
+        # Connections complete in the kernel's backlog, and nothing ever answers them.
+        silent.bind(('127.0.0.1', 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        run = _rfc2136_failure({'provider': 'rfc2136', 'server': '127.0.0.1', 'port': port, 'timeout': 1}, domain, workdir)
+    assert run.result['msg'].endswith('no answer from server 127.0.0.1 port %d within 1.0 seconds; check server and port, '
+                                      'and that TCP to it is not filtered' % port), run

@@ -68,6 +68,7 @@ class Rfc2136Provider(Provider):
         self.port = port
         self.timeout = timeout
         self.key_name = key_name
+        self.algorithm_name = key_algorithm
         self.keyring = None
         self.key_algorithm = None
         if key_name:
@@ -100,7 +101,7 @@ class Rfc2136Provider(Provider):
             yield
         except dns.tsig.PeerBadKey:
             raise ProviderError('%s: %s does not know TSIG key %r with algorithm %s (BADKEY); check key_name and key_algorithm'
-                                % (what, where, self.key_name, self.key_algorithm))
+                                % (what, where, self.key_name, self.algorithm_name))
         except dns.tsig.PeerBadSignature:
             raise ProviderError('%s: %s rejected TSIG key %r: the signature does not verify (BADSIG); check key_secret and '
                                 'key_algorithm' % (what, where, self.key_name))
