@@ -228,7 +228,7 @@ def test_a_served_policy_that_no_record_announces_is_a_warning(results):
 
 
 def test_max_age_zero_is_reported(results):
-    assert codes(results['maxage0.example'], 'warning') == ['max-age-short']
+    assert 'max-age-short' in codes(results['maxage0.example'], 'warning')
     assert results['maxage0.example']['valid'] is True
 
 
@@ -262,7 +262,7 @@ def test_record_module_items_are_the_expected_state(lab, workdir):
         {'domain': 'split.example', 'id': 'other1'},
     ]
     options = {'nameservers': lab.nameservers, 'ca_path': lab.ca_path, 'timeout': 3}
-    provider = {'provider': 'rfc2136', 'server': lab.knot.address, 'port': lab.knot.port,
+    provider = {'provider': 'rfc2136', 'server': lab.knot.address, 'port': lab.knot.port, 'ttl': 300,
                 'key_name': lab.knot.key_name, 'key_secret': lab.knot.key_secret}
     run = run_playbook([
         {'mailsec.mta_sts.policy_info': dict(options, domains=domains)},
