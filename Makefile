@@ -21,7 +21,7 @@ $(COLLECTION_LINK):
 	ln -sfn ../../../.. $@
 
 # A venv with one requirement, remade when the Makefile (where the requirement is written) changes.
-%/.installed: Makefile
+$(BUILD_VENV)/.installed $(OLDEST_CORE_VENV)/.installed: %/.installed: Makefile
 	@python3 -c 'import ensurepip' 2>/dev/null || { \
 	  echo "make: python3 -m venv needs ensurepip: on Debian, apt-get install python3-venv" >&2; exit 1; }
 	python3 -m venv $*
