@@ -25,11 +25,12 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import Val
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._expect import drift, normalize_expect, wants_policy
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._findings import EXPIRY_WARNING_DAYS, finding
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._mx import matches, matches_any
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import is_sts_record, parse_policy, parse_sts_record, policy_id
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
+    is_sts_record, max_age_advice, parse_policy, parse_sts_record, policy_id,
+)
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import is_tlsrpt_record, parse_tlsrpt_record
 
-ONE_DAY = 86400
-ONE_WEEK = 604800
+SECONDS_PER_DAY = 86400
 MAX_POLICY_BYTES = 64 * 1024
 
 
@@ -131,7 +132,7 @@ def days_left(certificate, now):
     not_after = utc(certificate.get('not_after'), None)
     if not_after is None:
         return None
-    return (not_after - now).total_seconds() / ONE_DAY
+    return (not_after - now).total_seconds() / SECONDS_PER_DAY
 
 
 def _media_type(content_type):
@@ -262,14 +263,10 @@ def judge_advice(policy, published):
         # RFC 8461 §8.3: removal publishes mode none with a short max_age, so no max_age advice here.
         findings.append(finding('mode-none', 'info', 'mode is none: senders apply no MTA-STS restriction'))
         return findings
-    if max_age < ONE_DAY:
-        findings.append(finding('max-age-short', _gate(published, 'warning'),
-                                'max_age %d is under a day (%d); the policy protects little against a downgrade between fetches'
-                                % (max_age, ONE_DAY)))
-    elif mode == 'enforce' and max_age < ONE_WEEK:
-        findings.append(finding('max-age-short-enforce', _gate(published, 'warning'),
-                                'max_age %d is under a week (%d) in enforce mode; weeks or more are recommended (RFC 8461 §3.2)'
-                                % (max_age, ONE_WEEK)))
+    # The same thresholds and words as the record modules' warning.
+    advice = max_age_advice(mode, max_age)
+    if advice:
+        findings.append(finding(advice[0], _gate(published, 'warning'), advice[1]))
     return findings
 
 

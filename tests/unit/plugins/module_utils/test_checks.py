@@ -1,5 +1,6 @@
 import ast
 import datetime
+import inspect
 import os
 import re
 
@@ -10,7 +11,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import eva
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._expect import normalize_expect
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._findings import FINDINGS, SEVERITIES
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import parse_policy, policy_id, render_policy
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import max_age_advice, parse_policy, policy_id, render_policy
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
 NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -825,10 +826,11 @@ def test_expect_errors(expect, text):
 # --- every code is documented ---
 
 def emitted_codes():
-    """Every finding code _checks.py can emit: the first argument of each ``finding(...)`` or ``fail(...)`` call."""
+    """Every finding code _checks.py can emit: the first argument of each ``finding(...)`` or ``fail(...)`` call,
+    and the codes of the max_age advice the checks share with the record modules."""
+    codes = set(code for code in re.findall(r"'(max-age-[a-z-]+)'", inspect.getsource(max_age_advice)))
     with open(_checks.__file__) as source:
         tree = ast.parse(source.read())
-    codes = set()
     for node in ast.walk(tree):
         name = getattr(node.func, 'id', None) if isinstance(node, ast.Call) else None
         if name in ('finding', 'fail') and node.args:
