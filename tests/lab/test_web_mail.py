@@ -62,6 +62,9 @@ def web(ca, tmp_path_factory):
     w = PolicyWeb(str(tmp_path_factory.mktemp('web')), address=main, ca=ca)
     w.serve('mta-sts.good.example', POLICY)
     w.serve('mta-sts.json.example', POLICY, content_type='application/json')
+    w.serve('mta-sts.utf8.example', POLICY + 'note: caf\u00e9\r\n'.encode('utf-8'), content_type='text/plain; charset=utf-8')
+    w.serve('mta-sts.expiring.example', POLICY)
+    w.cert('mta-sts.expiring.example', 'expiring')
     w.redirect('mta-sts.redirect.example', 'https://mta-sts.good.example/.well-known/mta-sts.txt')
     w.status('mta-sts.notfound.example', 404)
     w.status('mta-sts.error.example', 500)
@@ -84,13 +87,15 @@ def web(ca, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def mail(ca, tmp_path_factory):
-    addrs = free_loopback_addresses(5, port=25)
+    addrs = free_loopback_addresses(7, port=25)
     lab = MailLab(str(tmp_path_factory.mktemp('mail')), ca)
     lab.add_mx(addrs[0], 'good', name='mx1.good.example')
     lab.add_mx(addrs[1], 'wrong_name', name='mx1.wrong.example')
     lab.add_mx(addrs[2], 'no_starttls', name='mx1.plain.example')
     lab.add_mx(addrs[3], 'expired', name='mx1.expired.example')
     lab.add_mx(addrs[4], 'untrusted', name='mx1.untrusted.example')
+    lab.add_mx(addrs[5], 'expiring', name='mx1.expiring.example')
+    lab.add_mx(addrs[6], 'old_tls', name='mx1.oldtls.example')
     lab.start()
     yield lab
     lab.stop()
@@ -183,6 +188,26 @@ def test_good_host_serves_exact_bytes_over_verified_tls(web, client_ctx):
 def test_content_type_is_as_configured(web, client_ctx):
     _status, headers, body = get(web, 'mta-sts.json.example', client_ctx)
     assert dict(headers)['Content-Type'] == 'application/json' and body == POLICY
+
+
+def test_content_type_with_a_charset_parameter(web, client_ctx):
+    _status, headers, body = get(web, 'mta-sts.utf8.example', client_ctx)
+    assert dict(headers)['Content-Type'] == 'text/plain; charset=utf-8' and body.endswith('caf\u00e9\r\n'.encode('utf-8'))
+
+
+def _days_left(der):
+    cert = x509.load_der_x509_certificate(der)
+    not_after = getattr(cert, 'not_valid_after_utc', None) or cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    return (not_after - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+
+
+def test_expiring_certificate_verifies_and_ends_in_a_few_days(web, client_ctx):
+    conn, resp = fetch(web, 'mta-sts.expiring.example', client_ctx)
+    try:
+        assert resp.status == 200 and resp.read() == POLICY
+        assert 2.9 < _days_left(conn.sock.getpeercert(binary_form=True)) <= 3
+    finally:
+        conn.close()
 
 
 def test_sni_selects_the_host(web, client_ctx):
@@ -365,6 +390,29 @@ def test_mx_bad_certificates_fail(mail, client_ctx, name, code):
         with pytest.raises(ssl.SSLCertVerificationError) as info:
             smtp.starttls(context=client_ctx)
         assert info.value.verify_code == code, info.value.verify_message
+    finally:
+        smtp.close()
+
+
+def test_mx_expiring_certificate_verifies_and_ends_in_a_few_days(mail, client_ctx):
+    smtp = smtp_to(mail, 'mx1.expiring.example')
+    try:
+        smtp.ehlo('probe.example')
+        assert smtp.starttls(context=client_ctx)[0] == 220
+        assert 2.9 < _days_left(smtp.sock.getpeercert(binary_form=True)) <= 3
+    finally:
+        smtp.quit()
+
+
+def test_mx_old_tls_offers_starttls_but_no_tls_a_strict_client_takes(mail, client_ctx):
+    smtp = smtp_to(mail, 'mx1.oldtls.example')
+    try:
+        smtp.ehlo('probe.example')
+        assert smtp.has_extn('starttls')
+        with pytest.raises(ssl.SSLError) as info:
+            smtp.starttls(context=client_ctx)
+        assert not isinstance(info.value, ssl.SSLCertVerificationError)
+        assert 'PROTOCOL_VERSION' in str(info.value) or 'UNSUPPORTED_PROTOCOL' in str(info.value), info.value
     finally:
         smtp.close()
 
