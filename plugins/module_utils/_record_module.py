@@ -112,11 +112,12 @@ def look_up_live_policies(items, kind, options):
         for item in concerned:
             kind.skip_live(item, 'policy_check.enabled is false')
         return
+    resolver, failure = None, None
     try:
         resolver = Resolver(nameservers=options['nameservers'], timeout=options['timeout'])
     except LiveError as exc:
         # dnspython missing: every look-up fails the same way, and each item says why.
-        resolver, failure = None, {'kind': 'dns', 'message': str(exc)}
+        failure = {'kind': 'dns', 'message': str(exc)}
     for item in concerned:
         if resolver is None:
             facts = {'url': 'https://mta-sts.%s/.well-known/mta-sts.txt' % item.domain, 'error': failure}

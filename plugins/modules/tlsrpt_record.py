@@ -106,6 +106,17 @@ results:
       description: The report URIs published (with O(state=present)).
       type: list
       elements: str
+    domain_unicode:
+      description: The domain as given, when it was an internationalised name with U-labels; RV(results[].domain) is its A-label form.
+      type: str
+      returned: when the domain was given with U-labels
+      sample: bücher.example
+conflict:
+  description:
+    - On failure, whether it came from what the module read at the provider rather than from the input
+      (a CNAME at the name, or a change by someone else between the read and the write). Re-running may succeed.
+  returned: failure after reading
+  type: bool
 domain:
   description: With O(domain), the domain.
   returned: success, with O(domain)
