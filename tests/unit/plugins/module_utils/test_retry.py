@@ -68,7 +68,8 @@ def test_gives_up_after_max_retries_naming_the_request():
         retrier.call(request, classify, 'ChangeResourceRecordSets example.com')
     assert len(calls) == 3
     assert str(error.value).startswith('ChangeResourceRecordSets example.com: gave up after 3 attempts')
-    assert 'Throttling' in str(error.value)
+    assert str(error.value).endswith('last: Throttling; the API is still throttling or failing: re-run later, '
+                                     'or raise max_retries or retry_max_seconds')
 
 
 def test_gives_up_when_the_time_budget_would_be_exceeded():
@@ -87,3 +88,9 @@ def test_other_errors_pass_through_without_retry():
     with pytest.raises(KeyError):
         retrier.call(request, classify, 'list')
     assert retrier.requests == 1 and clock.sleeps == []
+
+
+def test_from_params_takes_the_option_defaults_for_missing_or_null_values():
+    retrier = Retrier.from_params({'max_retries': None})
+    assert (retrier.max_retries, retrier.max_seconds) == (8, 120.0)
+    assert Retrier.from_params({'max_retries': 0, 'retry_max_seconds': 5.0}).max_retries == 0

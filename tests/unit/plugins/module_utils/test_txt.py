@@ -1,7 +1,7 @@
 import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import (
-    TxtRRset, join_value, parse_presentation, plan_name, split_value, to_presentation,
+    RFC1035_TXT, TxtRRset, TxtText, join_value, parse_presentation, plan_name, split_value, to_presentation,
 )
 
 
@@ -29,6 +29,28 @@ def test_parse_presentation_bare_and_escapes():
 def test_parse_presentation_rejects_long_string():
     with pytest.raises(ValueError):
         parse_presentation('"%s"' % ('a' * 256))
+
+
+def test_route53_text_uses_octal_escapes_both_ways():
+    route53 = TxtText(octal=True)
+    assert route53.encode(('é'.encode(), b'"q"')) == '"\\303\\251" "\\"q\\""'
+    assert route53.decode('"\\303\\251"') == ('é'.encode(),)
+    assert RFC1035_TXT.encode(('é'.encode(),)) == '"\\195\\169"'
+    assert RFC1035_TXT.decode('"\\195\\169"') == ('é'.encode(),)
+
+
+def test_plain_text_is_taken_whole_and_quoted_text_parsed():
+    plain = TxtText(plain=True)
+    assert plain.decode('v=STSv1; id=a;') == (b'v=STSv1; id=a;',)
+    assert plain.decode('"a" "b"') == (b'a', b'b')
+    # Not valid presentation format: the value as it is.
+    assert plain.decode('"unterminated') == (b'"unterminated',)
+    with pytest.raises(ValueError):
+        RFC1035_TXT.decode('"unterminated')
+
+
+def test_ttl_of_is_the_rrset_ttl_unless_a_backend_keeps_one_per_value():
+    assert TxtRRset('n', 300, [(b'a',)]).ttl_of((b'a',)) == 300
 
 
 def _sts(text):
