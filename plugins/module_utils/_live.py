@@ -404,11 +404,20 @@ def lookup_mx(resolver, domain, deadline=None):
     return mx_facts(resolver.resolve(domain, 'MX', deadline))
 
 
+_CONTEXTS = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
 def _tls_context(ca_path, verify=True):
-    context = ssl.create_default_context(cafile=ca_path) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    """One context per CA bundle, shared by every connection: loading the system's CAs takes tens of ms."""
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get((ca_path, verify))
+        if context is None:
+            context = ssl.create_default_context(cafile=ca_path) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if not verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            _CONTEXTS[(ca_path, verify)] = context
     return context
 
 
