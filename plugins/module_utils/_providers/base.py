@@ -49,9 +49,18 @@ class Provider(object):
     writes a TXT value as text. ``from_params`` gets all module parameters.
     """
 
+    NAME = None
     OPTIONS = {}
     REQUIRED = ()
     TXT = RFC1035_TXT
+    # The third-party Python library the provider needs: (its name, the ImportError, or None when it imported).
+    LIBRARY = None
+
+    @classmethod
+    def check_library(cls):
+        """Fail with the library to install, before anything is sent."""
+        if cls.LIBRARY is not None and cls.LIBRARY[1] is not None:
+            raise ProviderError('the %s provider needs the %s Python library: %s' % (cls.NAME, cls.LIBRARY[0], cls.LIBRARY[1]))
 
     @classmethod
     def settings(cls, params):
@@ -98,7 +107,6 @@ class ZoneListingProvider(Provider):
     attempt (``classify``) and what a failure means (``failure``).
     """
 
-    NAME = None
     OPTIONS = RETRY_OPTIONS
     # What the zones seen are, for messages: 'zone visible to this API token'.
     ZONE_KIND = 'zone'

@@ -21,10 +21,8 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRs
 
 try:
     import cloudflare
-    HAS_CLOUDFLARE = True
     CLOUDFLARE_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported by the module
-    HAS_CLOUDFLARE = False
     CLOUDFLARE_IMPORT_ERROR = exc
 
 ZONE_PAGE_SIZE = 50
@@ -45,6 +43,7 @@ class CloudflareRRset(TxtRRset):
 
 class CloudflareProvider(ZoneListingProvider):
     NAME = 'cloudflare'
+    LIBRARY = ('cloudflare', CLOUDFLARE_IMPORT_ERROR)
     # Cloudflare returns TXT content as quoted character-strings, or as plain text when it was given so.
     TXT = TxtText(plain=True)
     OPTIONS = dict(ZoneListingProvider.OPTIONS, **{
@@ -62,8 +61,7 @@ class CloudflareProvider(ZoneListingProvider):
 
     @classmethod
     def from_params(cls, params):
-        if not HAS_CLOUDFLARE:
-            raise ProviderError('the cloudflare provider needs the cloudflare Python library: %s' % CLOUDFLARE_IMPORT_ERROR)
+        cls.check_library()
         settings = cls.settings(params)
         if not settings['api_token']:
             raise ProviderError('api_token: required by provider cloudflare (or set CLOUDFLARE_API_TOKEN)')

@@ -30,10 +30,8 @@ try:
     import dns.tsigkeyring
     import dns.update
     import dns.xfr
-    HAS_DNSPYTHON = True
     DNSPYTHON_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported by the module
-    HAS_DNSPYTHON = False
     DNSPYTHON_IMPORT_ERROR = exc
 
 ALGORITHMS = ('hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1', 'hmac-md5')
@@ -44,6 +42,8 @@ class _Unsigned(Exception):
 
 
 class Rfc2136Provider(Provider):
+    NAME = 'rfc2136'
+    LIBRARY = ('dnspython', DNSPYTHON_IMPORT_ERROR)
     OPTIONS = {
         'server': {'type': 'str', 'fallback': (env_fallback, ['MAILSEC_RFC2136_SERVER'])},
         'port': {'type': 'int', 'default': 53},
@@ -57,8 +57,7 @@ class Rfc2136Provider(Provider):
     TXT = None
 
     def __init__(self, server, port=53, key_name=None, key_secret=None, key_algorithm='hmac-sha256', timeout=10.0):
-        if not HAS_DNSPYTHON:
-            raise ProviderError('the rfc2136 provider needs the dnspython Python library: %s' % DNSPYTHON_IMPORT_ERROR)
+        self.check_library()
         if not server:
             raise ProviderError('server: required by provider rfc2136 (or set MAILSEC_RFC2136_SERVER)')
         if bool(key_name) != bool(key_secret):

@@ -20,10 +20,8 @@ try:
     import boto3
     import botocore.config
     import botocore.exceptions
-    HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported by the module
-    HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = exc
 
 RETRYABLE_CODES = frozenset([
@@ -48,6 +46,7 @@ def _record_name(name):
 
 class Route53Provider(ZoneListingProvider):
     NAME = 'route53'
+    LIBRARY = ('boto3', BOTO3_IMPORT_ERROR)
     # Route 53 reads and writes three-digit escapes as octal.
     TXT = TxtText(octal=True)
     OPTIONS = dict(ZoneListingProvider.OPTIONS, **{
@@ -77,8 +76,7 @@ class Route53Provider(ZoneListingProvider):
 
     @classmethod
     def from_params(cls, params):
-        if not HAS_BOTO3:
-            raise ProviderError('the route53 provider needs the boto3 Python library: %s' % BOTO3_IMPORT_ERROR)
+        cls.check_library()
         settings = cls.settings(params)
         try:
             session = boto3.session.Session(

@@ -27,6 +27,8 @@ TEMPLATE = '{zone}'
 class ZonefileProvider(Provider):
     """``zone_file`` is one file, or a path with ``{zone}`` standing for the zone name."""
 
+    NAME = 'zonefile'
+
     OPTIONS = {'zone_file': {'type': 'path'}}
     REQUIRED = ('zone_file',)
 

@@ -75,3 +75,11 @@ def test_settings_fill_defaults_where_a_value_is_missing():
     settings = PROVIDERS['rfc2136'].settings({'server': 'ns1', 'port': None})
     assert settings['port'] == 53 and settings['timeout'] == 10.0 and settings['server'] == 'ns1'
     assert 'api_token' not in settings
+
+
+def test_a_missing_library_is_named_before_anything_is_sent(monkeypatch):
+    provider = PROVIDERS['cloudflare']
+    monkeypatch.setattr(provider, 'LIBRARY', ('cloudflare', ImportError("No module named 'cloudflare'")))
+    with pytest.raises(Exception) as error:
+        provider.from_params({'api_token': 'token'})
+    assert str(error.value) == "the cloudflare provider needs the cloudflare Python library: No module named 'cloudflare'"
