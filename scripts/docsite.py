@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write the antsibull-docs site pages (docs/docsite/rst/*.rst) from the Markdown pages under docs/.
 
 docs/*.md stay the pages people edit and read in a checkout; the collection's generated docs site takes
@@ -7,8 +6,8 @@ fails when a committed .rst no longer matches its Markdown. Only the Markdown th
 understood: headings, paragraphs, nested `-` and numbered lists, fenced code, pipe tables, inline code,
 bold, and links (to a heading on the page, to another converted page, or to a URL).
 
-    scripts/docsite.py            rewrite the .rst files
-    scripts/docsite.py --check    exit 1, naming the stale files, if any differs
+    python3 scripts/docsite.py            rewrite the .rst files (make docsite)
+    python3 scripts/docsite.py --check    exit 1, naming the stale files, if any differs
 """
 
 import os
@@ -52,7 +51,7 @@ class Converter:
     def link(self, text, target):
         if re.match(r'[a-z]+:', target):
             return '`%s <%s>`__' % (text, target)
-        path, _, anchor = target.partition('#')
+        path, anchor = (target.split('#', 1) + [''])[:2]
         page = PAGES.get(os.path.basename(path), self.page if not path else None)
         if page is None:   # a file of the checkout that the docs site does not have
             return RST_SPECIAL.sub(r'\\\1', text)
@@ -179,7 +178,7 @@ def rst_path(page):
 def render(source):
     with open(os.path.join(REPO, 'docs', source), encoding='utf-8') as markdown:
         text = markdown.read()
-    header = '..\n   Written by scripts/docsite.py from docs/%s: edit that file, then run scripts/docsite.py.\n\n' % source
+    header = '..\n   Written by scripts/docsite.py from docs/%s: edit that file, then run make docsite.\n\n' % source
     return header + Converter(PAGES[source]).convert(text)
 
 
@@ -198,7 +197,7 @@ def main(argv):
             with open(path, 'w', encoding='utf-8') as rst:
                 rst.write(wanted)
     if check and stale:
-        sys.stderr.write('docsite: %s out of date with docs/*.md; run scripts/docsite.py\n' % ', '.join(stale))
+        sys.stderr.write('docsite: %s out of date with docs/*.md; run make docsite\n' % ', '.join(stale))
         return 1
     return 0
 
