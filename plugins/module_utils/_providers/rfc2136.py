@@ -13,7 +13,7 @@ import socket
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider, dns_name, stale_records
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import DEFAULT_TIMEOUT, Provider, dns_name, stale_records
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset
 
 try:
@@ -34,6 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - reported by the module
     DNSPYTHON_IMPORT_ERROR = exc
 
+PORT = 53
 ALGORITHMS = ('hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1', 'hmac-md5')
 
 
@@ -46,17 +47,17 @@ class Rfc2136Provider(Provider):
     LIBRARY = ('dnspython', DNSPYTHON_IMPORT_ERROR)
     OPTIONS = {
         'server': {'type': 'str', 'fallback': (env_fallback, ['MAILSEC_RFC2136_SERVER'])},
-        'port': {'type': 'int', 'default': 53},
+        'port': {'type': 'int', 'default': PORT},
         'key_name': {'type': 'str', 'fallback': (env_fallback, ['MAILSEC_RFC2136_KEY_NAME'])},
         'key_secret': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['MAILSEC_RFC2136_KEY_SECRET'])},
-        'key_algorithm': {'type': 'str', 'default': 'hmac-sha256', 'choices': list(ALGORITHMS)},
+        'key_algorithm': {'type': 'str', 'default': ALGORITHMS[0], 'choices': list(ALGORITHMS)},
     }
     REQUIRED = ('server',)
     REQUIRED_TOGETHER = (('key_name', 'key_secret'),)
     # Values travel as wire-format character-strings: no text form.
     TXT = None
 
-    def __init__(self, server, port=53, key_name=None, key_secret=None, key_algorithm='hmac-sha256', timeout=10.0):
+    def __init__(self, server, port=PORT, key_name=None, key_secret=None, key_algorithm=ALGORITHMS[0], timeout=DEFAULT_TIMEOUT):
         self.check_library()
         if not server:
             raise ProviderError('server: required by provider rfc2136 (or set MAILSEC_RFC2136_SERVER)')

@@ -36,6 +36,7 @@ CREDENTIAL_CODES = frozenset([
 STALE_CHANGE = re.compile(r'Tried to (delete|create) resource record set .* but (the values provided do not match|'
                           r'it was not found|it already exists)')
 PAGE_SIZE = 300
+WAIT_TIMEOUT = 300
 WAIT_INTERVAL = 5
 
 
@@ -59,12 +60,12 @@ class Route53Provider(ZoneListingProvider):
         'hosted_zone_id': {'type': 'str'},
         'private_zone': {'type': 'bool', 'default': False},
         'wait': {'type': 'bool', 'default': False},
-        'wait_timeout': {'type': 'int', 'default': 300},
+        'wait_timeout': {'type': 'int', 'default': WAIT_TIMEOUT},
     })
     ZONE_HINT = ('; check that the credentials belong to the account that has the zone, private_zone, '
                  'or give hosted_zone_id')
 
-    def __init__(self, client, retrier, hosted_zone_id=None, private_zone=False, wait=False, wait_timeout=300):
+    def __init__(self, client, retrier, hosted_zone_id=None, private_zone=False, wait=False, wait_timeout=WAIT_TIMEOUT):
         super(Route53Provider, self).__init__(retrier)
         self.client = client
         self.hosted_zone_id = hosted_zone_id
