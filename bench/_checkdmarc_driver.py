@@ -1,8 +1,10 @@
 """checkdmarc's MTA-STS check on lab domains, one after another; run with checkdmarc's own Python.
 
 bench/validate_bulk.py runs it as ``CHECKDMARC_VENV/bin/python bench/_checkdmarc_driver.py`` with JSON on
-stdin: ``{"domains": [...], "nameserver": [ip, port]}``, and ``REQUESTS_CA_BUNDLE`` set to the lab CA.
-It prints JSON: ``{"seconds": wall time of the loop, "valid": count, "errors": {domain: error} for the first five}``.
+stdin: ``{"domains": [...], "nameserver": [ip, port]}``, and ``REQUESTS_CA_BUNDLE`` set to the lab CA;
+bench/compare_checkdmarc.py adds ``"timeout"`` (seconds) and ``"results": true``.
+It prints JSON: ``{"seconds": wall time of the loop, "valid": count, "errors": {domain: error} for the first five}``,
+and with ``results`` also ``"results": {domain: checkdmarc's result}``.
 
 checkdmarc asks ``nameservers`` for the TXT record, but downloads the policy with ``requests``, which
 resolves ``mta-sts.<domain>`` through the system resolver. So that the download reaches the lab, and
@@ -36,14 +38,19 @@ def main():
         return system_getaddrinfo(host, *args, **kwargs)
     socket.getaddrinfo = getaddrinfo
 
+    options = {'timeout': job['timeout']} if job.get('timeout') else {}
     errors = {}
+    results = {}
     begin = time.monotonic()
     for domain in domains:
-        result = check_mta_sts(domain, nameservers=[nameserver])
-        if not result['valid']:
-            errors[domain] = result['error']
+        results[domain] = check_mta_sts(domain, nameservers=[nameserver], **options)
+        if not results[domain]['valid']:
+            errors[domain] = results[domain]['error']
     seconds = time.monotonic() - begin
-    json.dump({'seconds': seconds, 'valid': len(domains) - len(errors), 'errors': dict(list(errors.items())[:5])}, sys.stdout)
+    found = {'seconds': seconds, 'valid': len(domains) - len(errors), 'errors': dict(list(errors.items())[:5])}
+    if job.get('results'):
+        found['results'] = results
+    json.dump(found, sys.stdout, default=str)
     return 0
 
 

@@ -4,15 +4,13 @@ Starts the same lab the integration tests use (Knot, nginx with a lab CA, Postfi
 ``mailsec.mta_sts`` (in process) and checkdmarc (in its own venv, pass --checkdmarc-venv) on every
 domain, and prints a markdown table. checkdmarc resolves DNS through the nameservers it is given, but
 downloads the policy with ``requests`` through the system resolver and certifi: its driver maps the
-lab's ``mta-sts`` names to the lab's web server and trusts the lab CA (REQUESTS_CA_BUNDLE).
+lab's ``mta-sts`` names through the lab's DNS (bench/_checkdmarc_driver.py) and trusts the lab CA (REQUESTS_CA_BUNDLE).
 
-Usage: .venv/bin/python bench/compare_checkdmarc.py --checkdmarc-venv .build/checkdmarc-venv
+Usage: .venv/bin/python bench/compare_checkdmarc.py [--checkdmarc-venv .build/checkdmarc-venv] (``make bench`` creates it)
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -24,37 +22,13 @@ from tests.conftest import link_collection  # noqa: E402
 link_collection()
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import validate  # noqa: E402
-from tests.integration.validation_lab import CASES, WEB_ADDRESS, ValidationLab  # noqa: E402
-
-DRIVER = r'''
-import json, socket, sys
-import dns.nameserver
-from checkdmarc.mta_sts import check_mta_sts
-address, port, web, domains = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
-real = socket.getaddrinfo
-def lab_getaddrinfo(host, *args, **kwargs):
-    # Only the policy hosts of the lab domains go to the lab web server; nothing else is touched.
-    if isinstance(host, str) and host.startswith('mta-sts.') and host[len('mta-sts.'):] in domains:
-        host = web
-    return real(host, *args, **kwargs)
-socket.getaddrinfo = lab_getaddrinfo
-results = {}
-for domain in domains:
-    results[domain] = check_mta_sts(domain, nameservers=[dns.nameserver.Do53Nameserver(address, port)], timeout=3)
-print(json.dumps(results, default=str))
-'''
-
-
-def checkdmarc_results(venv, lab, domains):
-    env = dict(os.environ, REQUESTS_CA_BUNDLE=lab.ca_path)
-    proc = subprocess.run([os.path.join(venv, 'bin', 'python'), '-c', DRIVER, lab.knot.address, str(lab.knot.port),
-                           WEB_ADDRESS, json.dumps(domains)], env=env, capture_output=True, text=True, timeout=900, check=True)
-    return json.loads(proc.stdout)
+from bench.validate_bulk import run_checkdmarc  # noqa: E402
+from tests.integration.validation_lab import CASES, ValidationLab  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--checkdmarc-venv', required=True)
+    parser.add_argument('--checkdmarc-venv', default=os.path.join(REPO, '.build', 'checkdmarc-venv'))
     args = parser.parse_args()
     domains = list(CASES)
     with tempfile.TemporaryDirectory() as workdir:
@@ -63,7 +37,8 @@ def main():
             lab.start()
             ours = dict((r['domain'], r) for r in validate(domains, nameservers=lab.nameservers, ca_path=lab.ca_path,
                                                            timeout=3, check_mx_tls=True))
-            theirs = checkdmarc_results(os.path.abspath(args.checkdmarc_venv), lab, domains)
+            theirs = run_checkdmarc(os.path.abspath(args.checkdmarc_venv), (lab.knot.address, lab.knot.port), lab.ca_path,
+                                    domains, timeout=3, results=True)['results']
         finally:
             lab.stop()
     print('| domain | mailsec.mta_sts valid | errors (warnings) | checkdmarc valid | checkdmarc error (warnings) |')

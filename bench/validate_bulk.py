@@ -55,13 +55,17 @@ def ours(lab, domains, concurrency, check_mx_tls=False, one_by_one=False):
             'mx_ok': sum(1 for r in results if mx_ok(r)) if check_mx_tls else None}
 
 
+def run_checkdmarc(venv, nameserver, ca_path, domains, **job):
+    """bench/_checkdmarc_driver.py in checkdmarc's venv; what it printed (see there)."""
+    run = subprocess.run([os.path.join(venv, 'bin', 'python'), os.path.join(REPO, 'bench', '_checkdmarc_driver.py')],
+                         input=json.dumps(dict(job, domains=domains, nameserver=list(nameserver))),
+                         capture_output=True, text=True, check=True, timeout=3600,
+                         env=dict(os.environ, REQUESTS_CA_BUNDLE=ca_path))
+    return json.loads(run.stdout)
+
+
 def checkdmarc(lab, domains, venv):
-    python = os.path.join(venv, 'bin', 'python')
-    run = subprocess.run([python, os.path.join(REPO, 'bench', '_checkdmarc_driver.py')],
-                         input=json.dumps({'domains': domains, 'nameserver': list(lab.forwarder)}),
-                         capture_output=True, text=True, check=True,
-                         env=dict(os.environ, REQUESTS_CA_BUNDLE=lab.ca_path))
-    found = json.loads(run.stdout)
+    found = run_checkdmarc(venv, lab.forwarder, lab.ca_path, domains)
     if found['errors']:
         print('checkdmarc errors (first five): %r' % found['errors'], file=sys.stderr)
     return dict(found, domains=len(domains), mx_ok=None)

@@ -45,7 +45,9 @@ options:
     default: false
   timeout:
     description:
-      - Seconds for each DNS question, for the whole policy fetch, and for each MX probe.
+      - Seconds for each domain as a whole (all its DNS questions, CNAME hops and the policy fetch), and for each MX
+        probe. Within it, an unanswered DNS question is sent again, after 0.2 s and then at growing intervals up to
+        1 s, to each of O(nameservers) in turn.
     type: float
     default: 10.0
   ca_path:

@@ -110,8 +110,8 @@ def test_a_port_with_nothing_listening_is_refused_not_timed_out(closed):
 
 
 def test_policy_info_names_each_server_and_what_it_did(dead, closed, workdir):
-    run = run_playbook([{'mailsec.mta_sts.policy_info': {'domains': ['loss00.example'], 'nameservers': [closed, dead],
-                                                          'timeout': 2}}], workdir=workdir)
+    options = {'domains': ['loss00.example'], 'nameservers': [closed, dead], 'timeout': 2}
+    run = run_playbook([{'mailsec.mta_sts.policy_info': options}], workdir=workdir)
     assert run.returncode == 0, run
     [result] = run.result['results']
     [sts] = [f['message'] for f in result['findings'] if f['code'] == 'sts-dns-error']
