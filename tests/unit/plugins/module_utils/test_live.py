@@ -2,6 +2,9 @@ import socket
 import threading
 import time
 
+import dns.message
+import dns.rcode
+import dns.rrset
 import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _live
@@ -79,3 +82,147 @@ def test_read_response_honours_the_deadline_when_the_body_stalls():
     with pytest.raises(socket.timeout):
         _live._read_response(sock, _facts(), time.monotonic() + 1.0)
     assert time.monotonic() - started < 3.0
+
+
+# -- the resolver's exchange with nameservers ----------------------------------
+
+class FakeNameserver(object):
+    """A UDP socket on loopback that answers the n-th query (from 1) with ``reply(query, n)``: a Message, bytes or None."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.settimeout(0.1)
+        self.address = '127.0.0.1:%d' % self.sock.getsockname()[1]
+        self.queries = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                wire, client = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            query = dns.message.from_wire(wire)
+            self.queries.append(query)
+            answer = self.reply(query, len(self.queries))
+            if answer is not None:
+                self.sock.sendto(answer if isinstance(answer, bytes) else answer.to_wire(), client)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def nameservers():
+    started = []
+
+    def start(reply):
+        started.append(FakeNameserver(reply))
+        return started[-1]
+    yield start
+    for server in started:
+        server.close()
+
+
+def _answer(query, *records, **kwargs):
+    response = dns.message.make_response(query)
+    response.set_rcode(kwargs.get('rcode', dns.rcode.NOERROR))
+    for text in records:
+        name, ttl, rdtype, data = text.split(' ', 3)
+        response.answer.append(dns.rrset.from_text(name, int(ttl), 'IN', rdtype, data))
+    return response
+
+
+def _txt(query, _count):
+    return _answer(query, '%s 300 TXT "v=STSv1; id=one;"' % query.question[0].name)
+
+
+def test_a_lost_question_is_sent_again_and_answered(nameservers):
+    server = nameservers(lambda query, count: _txt(query, count) if count == 3 else None)
+    resolver = _live.Resolver([server.address], timeout=5)
+    started = time.monotonic()
+    answer = resolver.resolve('_mta-sts.example.com', 'TXT')
+    assert answer.status == 'ok' and answer.rrset[0].strings == (b'v=STSv1; id=one;',)
+    # The third send goes out 0.2 + 0.4 s after the first: resent early, not after the whole timeout.
+    assert len(server.queries) == 3 and time.monotonic() - started < 2
+    assert len(set(query.id for query in server.queries)) == 1   # one question, sent again
+
+
+def test_an_answer_to_another_question_is_not_taken(nameservers):
+    def reply(query, count):
+        if count == 1:
+            wrong = dns.message.make_query('other.example.com', 'TXT')
+            wrong.id = query.id
+            return _txt(wrong, count)
+        return _txt(query, count)
+    server = nameservers(reply)
+    answer = _live.Resolver([server.address], timeout=5).resolve('_mta-sts.example.com', 'TXT')
+    assert answer.status == 'ok' and str(answer.rrset.name) == '_mta-sts.example.com.'
+
+
+def test_a_server_that_fails_is_left_for_the_next(nameservers):
+    failing = nameservers(lambda query, count: _answer(query, rcode=dns.rcode.SERVFAIL))
+    working = nameservers(_txt)
+    answer = _live.Resolver([failing.address, working.address], timeout=5).resolve('_mta-sts.example.com', 'TXT')
+    assert answer.status == 'ok'
+    assert len(failing.queries) == 1
+
+
+def test_every_server_failing_is_named_with_what_it_did(nameservers):
+    refusing = nameservers(lambda query, count: _answer(query, rcode=dns.rcode.REFUSED))
+    silent = nameservers(lambda query, count: None)
+    answer = _live.Resolver([refusing.address, silent.address], timeout=0.5).resolve('_mta-sts.example.com', 'TXT')
+    assert answer.status == 'error'
+    assert '%s answered REFUSED' % refusing.address in answer.error
+    assert 'no answer from %s within the 0.5 s timeout' % silent.address in answer.error
+
+
+def test_nxdomain_and_nodata(nameservers):
+    server = nameservers(lambda query, count: _answer(query, rcode=dns.rcode.NXDOMAIN if 'gone' in str(query.question[0].name) else 0))
+    resolver = _live.Resolver([server.address], timeout=5)
+    gone, empty = resolver.resolve_many([('gone.example.com', 'TXT'), ('empty.example.com', 'TXT')])
+    assert (gone.status, empty.status) == ('nxdomain', 'nodata')
+
+
+def test_a_cname_chain_in_one_response_is_followed_and_recorded(nameservers):
+    def reply(query, count):
+        return _answer(query, '_mta-sts.example.com. 300 CNAME _mta-sts.provider.example.',
+                       '_mta-sts.provider.example. 300 TXT "v=STSv1; id=two;"')
+    server = nameservers(reply)
+    answer = _live.Resolver([server.address], timeout=5).resolve('_mta-sts.example.com', 'TXT')
+    assert answer.status == 'ok' and answer.cname_chain == ['_mta-sts.provider.example']
+    assert len(server.queries) == 1
+
+
+def test_a_cname_without_its_target_data_asks_the_target(nameservers):
+    def reply(query, count):
+        name = str(query.question[0].name)
+        if name == '_mta-sts.example.com.':
+            return _answer(query, '_mta-sts.example.com. 300 CNAME _mta-sts.provider.example.')
+        return _answer(query, '_mta-sts.provider.example. 300 TXT "v=STSv1; id=two;"')
+    server = nameservers(reply)
+    answer = _live.Resolver([server.address], timeout=5).resolve('_mta-sts.example.com', 'TXT')
+    assert answer.status == 'ok' and answer.cname_chain == ['_mta-sts.provider.example']
+    assert [str(query.question[0].name) for query in server.queries] == ['_mta-sts.example.com.', '_mta-sts.provider.example.']
+
+
+def test_a_cname_loop_ends(nameservers):
+    server = nameservers(lambda query, count: _answer(query, '%s 300 CNAME %s' % (query.question[0].name, query.question[0].name)))
+    answer = _live.Resolver([server.address], timeout=5).resolve('loop.example.com', 'TXT')
+    assert answer.status == 'error' and 'more than 8 CNAMEs' in answer.error
+
+
+def test_questions_asked_together_share_one_deadline(nameservers):
+    server = nameservers(lambda query, count: None)
+    started = time.monotonic()
+    answers = _live.Resolver([server.address], timeout=0.6).resolve_many([('a.example', 'TXT'), ('b.example', 'MX'), ('c.example', 'A')])
+    assert time.monotonic() - started < 1.2
+    assert [answer.status for answer in answers] == ['error'] * 3
+    # Each was resent: at 0, 0.2 and 0.6 s at most.
+    assert 6 <= len(server.queries) <= 9
