@@ -173,6 +173,8 @@ def test_bulk_domains_one_write_per_zone(backend, workdir):
     (TLSRPT, {'domain': 'DOMAIN', 'rua': ['mailto:x@alpha.example', 'https://r.alpha.example/t?a=1,2']}, 'rua',
      'give several URIs as a list'),
     (STS, {'domain': 'b\u00fccher_.alpha.example', 'id': 'abc'}, 'domain', 'IDNA 2008'),
+    (STS, {'domain': 'DOMAIN', 'state': 'absent', 'policy_check': {'nameservers': ['ns1.alpha.example']}},
+     'policy_check.nameservers', 'must be an IP address, ip:port or [ipv6]:port'),
 ])
 def test_bad_input_fails_before_anything_is_sent(backend, domain, workdir, module, options, field, rule):
     options = dict((key, domain if value == 'DOMAIN' else value) for key, value in options.items())
@@ -263,6 +265,24 @@ def test_removal_warns_unless_the_live_policy_is_mode_none(rfc2136, knot, policy
     assert 'removing _mta-sts.%s' % retired not in output
     for name in (enforced, retired, unserved):
         assert rfc2136.strings('_mta-sts.' + name) == []
+
+
+def test_policy_check_disabled_asks_no_policy_host(rfc2136, knot, policy_web, workdir):
+    name = 'live%d-off.alpha.example' % os.getpid()
+    rfc2136.seed('_mta-sts.' + name, ['v=STSv1; id=%s;' % policy_id(OLD_POLICY)])
+    serve(policy_web, knot, {name: OLD_POLICY})
+    before = len(policy_web.requests())
+    options = live_task(rfc2136, knot, policy_web, domain=name, policy=NEW_POLICY)
+    options[STS]['policy_check']['enabled'] = False
+    run = run_playbook([options], check=True, diff=True, workdir=workdir)
+    assert run.returncode == 0 and run.result['changed'] is True, run
+    assert ('-# policy behind id %s: not looked up (policy_check.enabled is false)' % policy_id(OLD_POLICY)) in run.output
+    assert len(policy_web.requests()) == before
+    options[STS].update(state='absent', policy=None)
+    run = run_playbook([options], workdir=workdir)
+    assert run.returncode == 0 and run.result['changed'] is True, run
+    assert '[WARNING]' not in run.output
+    assert len(policy_web.requests()) == before
 
 
 def test_removal_of_nothing_asks_no_policy_host(rfc2136, knot, policy_web, workdir):
