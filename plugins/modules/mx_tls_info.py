@@ -94,22 +94,12 @@ results:
       elements: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import LiveError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._info_module import run_check_module
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import PROBE_OPTIONS, probe_hosts
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(PROBE_OPTIONS, hosts=dict(type='list', elements='str', required=True)),
-                           supports_check_mode=True)
-    options = dict((name, module.params[name]) for name in PROBE_OPTIONS)
-    try:
-        results = probe_hosts(module.params['hosts'], **options)
-    except (ValidationError, LiveError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, results=results)
+    run_check_module('hosts', dict(type='list', elements='str', required=True), PROBE_OPTIONS, probe_hosts)
 
 
 if __name__ == '__main__':

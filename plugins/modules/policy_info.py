@@ -101,22 +101,16 @@ results:
       elements: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import LiveError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._info_module import run_check_module
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import OPTIONS, validate
 
 
+def check(domains, **options):
+    return validate(domains, terms_name='domains', **options)
+
+
 def main():
-    module = AnsibleModule(argument_spec=dict(OPTIONS, domains=dict(type='list', elements='raw', required=True)),
-                           supports_check_mode=True)
-    options = dict((name, module.params[name]) for name in OPTIONS)
-    try:
-        results = validate(module.params['domains'], terms_name='domains', **options)
-    except (ValidationError, LiveError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, results=results)
+    run_check_module('domains', dict(type='list', elements='raw', required=True), OPTIONS, check)
 
 
 if __name__ == '__main__':
