@@ -100,7 +100,7 @@ def test_read_several_names_uses_one_transfer_and_falls_back_to_queries_when_ref
     def refused(where, zone, **kwargs):
         raise dns.xfr.TransferError(dns.rcode.REFUSED)
     monkeypatch.setattr(dns.query, 'xfr', refused)
-    server = _serve(monkeypatch, lambda query: _response(query))
+    server = _serve(monkeypatch, _response)
     found = _provider().read('example.com', ['_mta-sts.a.example.com', '_smtp._tls.a.example.com'])
     assert len(server.sent) == 2 and all(rrset.values == [] for rrset in found.values())
 
@@ -111,7 +111,7 @@ def _change(before, wanted, name='_mta-sts.example.com'):
 
 
 def test_apply_sends_one_signed_update_pinned_to_the_rrset_read(monkeypatch):
-    server = _serve(monkeypatch, lambda update: _response(update))
+    server = _serve(monkeypatch, _response)
     _provider().apply('example.com', [_change([('v=STSv1; id=old;',), ('note',)], 'v=STSv1; id=new;'),
                                       _change([], 'v=STSv1; id=x;', '_mta-sts.b.example.com')])
     (update,) = server.sent

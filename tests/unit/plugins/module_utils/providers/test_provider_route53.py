@@ -19,13 +19,26 @@ ZONES = {'HostedZones': [
 
 
 @pytest.fixture
-def stubbed():
-    client = boto3.session.Session(aws_access_key_id='AKID', aws_secret_access_key='secret',
-                                   region_name='us-east-1').client('route53')
-    sleeps = []
+def client():
+    return boto3.session.Session(aws_access_key_id='AKID', aws_secret_access_key='secret',
+                                 region_name='us-east-1').client('route53')
+
+
+@pytest.fixture
+def stubber(client):
     with Stubber(client) as stubber:
-        yield Route53Provider(client, Retrier(sleep=sleeps.append, jitter=lambda: 0.0)), stubber, sleeps
+        yield stubber
         stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def sleeps():
+    return []
+
+
+@pytest.fixture
+def provider(client, sleeps):
+    return Route53Provider(client, Retrier(sleep=sleeps.append, jitter=lambda: 0.0))
 
 
 def _txt(name, ttl, *values):
@@ -40,24 +53,21 @@ def _sts(text):
     return text.startswith('v=STSv1')
 
 
-def test_zones_are_listed_once_and_the_longest_public_match_wins(stubbed):
-    provider, stubber, _ = stubbed
+def test_zones_are_listed_once_and_the_longest_public_match_wins(provider, stubber):
     stubber.add_response('list_hosted_zones', ZONES, {'MaxItems': '100'})
     assert provider.find_zone('_mta-sts.mail.sub.example.com') == 'sub.example.com'
     assert provider.find_zone('_mta-sts.example.com') == 'example.com'
     assert provider.zone_id('example.com') == '/hostedzone/ZEX'
 
 
-def test_zone_listing_follows_markers(stubbed):
-    provider, stubber, _ = stubbed
+def test_zone_listing_follows_markers(provider, stubber):
     first = dict(ZONES, HostedZones=ZONES['HostedZones'][:1], IsTruncated=True, NextMarker='m2')
     stubber.add_response('list_hosted_zones', first, {'MaxItems': '100'})
     stubber.add_response('list_hosted_zones', dict(ZONES, HostedZones=ZONES['HostedZones'][1:2]), {'MaxItems': '100', 'Marker': 'm2'})
     assert sorted(provider.zones()) == ['example.com', 'sub.example.com']
 
 
-def test_unknown_zone_names_the_zones_seen_and_what_to_check(stubbed):
-    provider, stubber, _ = stubbed
+def test_unknown_zone_names_the_zones_seen_and_what_to_check(provider, stubber):
     stubber.add_response('list_hosted_zones', ZONES, {'MaxItems': '100'})
     with pytest.raises(ProviderError) as error:
         provider.find_zone('_mta-sts.other.org')
@@ -66,8 +76,7 @@ def test_unknown_zone_names_the_zones_seen_and_what_to_check(stubbed):
         'the credentials belong to the account that has the zone, private_zone, or give hosted_zone_id')
 
 
-def test_read_one_name_starts_there_and_stops_past_it(stubbed):
-    provider, stubber, _ = stubbed
+def test_read_one_name_starts_there_and_stops_past_it(provider, stubber):
     provider._zones = {'example.com': 'ZEX'}
     stubber.add_response('list_resource_record_sets', _page([
         _txt('_mta-sts.example.com', 300, '"v=STSv1; id=a;"', '"caf\\303\\251" "x"'),
@@ -80,8 +89,7 @@ def test_read_one_name_starts_there_and_stops_past_it(stubbed):
     assert rrset.ttl == 300
 
 
-def test_read_several_names_pages_through_the_zone(stubbed):
-    provider, stubber, _ = stubbed
+def test_read_several_names_pages_through_the_zone(provider, stubber):
     provider._zones = {'example.com': 'ZEX'}
     stubber.add_response('list_resource_record_sets', _page(
         [_txt('_mta-sts.a.example.com', 60, '"v=STSv1; id=a;"')], truncated=True,
@@ -106,8 +114,7 @@ def _read_then_plan(provider, stubber, wanted, *values):
     return plan_name(rrset, wanted, _sts, lambda a, b: a == b, 3600)
 
 
-def test_apply_deletes_the_exact_rrset_read_and_creates_the_new_one_in_one_batch(stubbed):
-    provider, stubber, _ = stubbed
+def test_apply_deletes_the_exact_rrset_read_and_creates_the_new_one_in_one_batch(provider, stubber):
     # Written back byte for byte as Route 53 wrote it, not re-encoded, so the DELETE matches.
     change = _read_then_plan(provider, stubber, 'v=STSv1; id=new;\xff', '"v=STSv1; id=old;"', 'unquoted')
     stubber.add_response('change_resource_record_sets', {'ChangeInfo': {'Id': 'C1', 'Status': 'PENDING', 'SubmittedAt': '2026-01-01'}}, {
@@ -119,8 +126,7 @@ def test_apply_deletes_the_exact_rrset_read_and_creates_the_new_one_in_one_batch
     provider.apply('example.com', [change])
 
 
-def test_a_stale_delete_is_a_conflict_and_other_batch_errors_are_not(stubbed):
-    provider, stubber, _ = stubbed
+def test_a_stale_delete_is_a_conflict_and_other_batch_errors_are_not(provider, stubber):
     change = _read_then_plan(provider, stubber, 'v=STSv1; id=new;', '"v=STSv1; id=old;"')
     stubber.add_client_error('change_resource_record_sets', 'InvalidChangeBatch', http_status_code=400, service_message=(
         "[Tried to delete resource record set [name='_mta-sts.example.com.', type='TXT'] but the values provided "
@@ -135,8 +141,7 @@ def test_a_stale_delete_is_a_conflict_and_other_batch_errors_are_not(stubbed):
     assert 'TXTRDATATooLong' in str(error.value)
 
 
-def test_throttling_is_retried_with_backoff_then_succeeds(stubbed):
-    provider, stubber, sleeps = stubbed
+def test_throttling_is_retried_with_backoff_then_succeeds(provider, stubber, sleeps):
     stubber.add_client_error('list_hosted_zones', 'Throttling', http_status_code=400, service_message='Rate exceeded')
     stubber.add_client_error('list_hosted_zones', 'PriorRequestNotComplete', http_status_code=400)
     stubber.add_response('list_hosted_zones', ZONES, {'MaxItems': '100'})
@@ -145,11 +150,10 @@ def test_throttling_is_retried_with_backoff_then_succeeds(stubbed):
     assert provider.retrier.requests == 3
 
 
-def test_still_throttled_after_the_retries_says_so_and_what_to_raise(stubbed):
-    provider, stubber, _ = stubbed
+def test_still_throttled_after_the_retries_says_so_and_what_to_raise(provider, stubber):
     provider.retrier.max_retries = 1
-    for _ in range(2):
-        stubber.add_client_error('list_hosted_zones', 'Throttling', http_status_code=400, service_message='Rate exceeded')
+    stubber.add_client_error('list_hosted_zones', 'Throttling', http_status_code=400, service_message='Rate exceeded')
+    stubber.add_client_error('list_hosted_zones', 'Throttling', http_status_code=400, service_message='Rate exceeded')
     with pytest.raises(ProviderError) as error:
         provider.zones()
     assert str(error.value).startswith('route53 list_hosted_zones: gave up after 2 attempts in ')
@@ -157,8 +161,7 @@ def test_still_throttled_after_the_retries_says_so_and_what_to_raise(stubbed):
                                      'or raise max_retries or retry_max_seconds')
 
 
-def test_refused_credentials_are_named_and_not_retried(stubbed):
-    provider, stubber, sleeps = stubbed
+def test_refused_credentials_are_named_and_not_retried(provider, stubber, sleeps):
     stubber.add_client_error('list_hosted_zones', 'InvalidClientTokenId', http_status_code=403,
                              service_message='The security token included in the request is invalid.')
     with pytest.raises(ProviderError) as error:
@@ -170,8 +173,7 @@ def test_refused_credentials_are_named_and_not_retried(stubbed):
     assert sleeps == []
 
 
-def test_hosted_zone_id_is_used_instead_of_listing(stubbed):
-    provider, stubber, _ = stubbed
+def test_hosted_zone_id_is_used_instead_of_listing(provider, stubber):
     provider.hosted_zone_id = 'ZGIVEN'
     stubber.add_response('get_hosted_zone', {'HostedZone': {'Id': '/hostedzone/ZGIVEN', 'Name': 'example.com.', 'CallerReference': 'x'},
                                              'DelegationSet': {'NameServers': ['ns1.example.net']}}, {'Id': 'ZGIVEN'})
@@ -204,4 +206,3 @@ def test_an_empty_rrset_plans_a_create_only():
     change = plan_name(TxtRRset('_mta-sts.example.com'), 'v=STSv1; id=a;', _sts, lambda a, b: a == b, 300)
     provider = Route53Provider(None, Retrier())
     assert provider._record_set(change.name, change.ttl, change.after) == _txt('_mta-sts.example.com', 300, '"v=STSv1; id=a;"')
-
