@@ -7,7 +7,7 @@ import re
 import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _checks
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import evaluate
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import evaluate, probe_result
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._expect import normalize_expect
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._findings import FINDINGS, SEVERITIES
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
@@ -895,7 +895,6 @@ def test_bad_expiry_warning_window(days):
 
 
 def test_named_host_probe_is_judged_as_an_enforce_mx():
-    from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import probe_result
     result = probe_result('mx1.example.com', probe('mx1.example.com', starttls=False, tls_version=None, cert=None), NOW)
     assert [(f['code'], f['severity']) for f in result['findings']] == [('mx-starttls-missing', 'error')]
     assert result['host'] == 'mx1.example.com' and result['starttls'] is False and result['addresses'] == ['127.0.0.21']
