@@ -63,7 +63,8 @@ class ZonefileProvider(Provider):
                 self._loaded[zone.name] = (self.zone_file, data, zone)
             zone = next(iter(self._loaded))
             if name != zone and not name.endswith('.' + zone):
-                raise ProviderError('%s is not in zone %s (zone file %s)' % (name, zone, self.zone_file))
+                raise ProviderError('%s is not in zone %s (zone file %s); check zone_file, or put {zone} in it for '
+                                    'several zones' % (name, zone, self.zone_file))
             return zone
         for candidate in parent_names(name):
             if candidate in self._loaded:
@@ -75,7 +76,8 @@ class ZonefileProvider(Provider):
             if zone.name == candidate:
                 self._loaded[candidate] = (path, data, zone)
                 return candidate
-        raise ProviderError('no zone file for %s: no %s file whose SOA is its zone' % (name, self.zone_file))
+        raise ProviderError('no zone file for %s: no %s file whose SOA is its zone; check zone_file, or give zone'
+                            % (name, self.zone_file))
 
     def _get(self, zone):
         if zone not in self._loaded:
