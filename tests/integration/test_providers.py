@@ -70,7 +70,8 @@ def test_wrong_tsig_key_fails_clearly_and_no_secret_is_shown(rfc2136, domain, wo
     backend.reset()
     run = run_playbook([{'mailsec.mta_sts.mta_sts_record': dict(args, domain=domain, id='abc')}], verbosity=3, workdir=workdir)
     assert run.returncode != 0
-    assert "rejected TSIG key '%s'" % args['key_name'] in run.result['msg']
+    assert ("rejected TSIG key '%s': the signature does not verify (BADSIG); check key_secret and key_algorithm"
+            % args['key_name']) in run.result['msg'], run
     assert wrong not in run.output and right not in run.output
     assert backend.writes() == 0
 
