@@ -220,7 +220,7 @@ def _exchange(questions, deadline, answered=None):
             if now >= deadline:
                 break
             for question in pending:
-                if question.due <= now:
+                if question.due <= now and not question.done:
                     question.send(selector, now)
             if not any(question.done for question in pending):
                 wait = min([question.due for question in pending] + [deadline]) - now

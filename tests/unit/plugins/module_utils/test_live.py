@@ -226,3 +226,10 @@ def test_questions_asked_together_share_one_deadline(nameservers):
     assert [answer.status for answer in answers] == ['error'] * 3
     # Each was resent: at 0, 0.2 and 0.6 s at most.
     assert 6 <= len(server.queries) <= 9
+
+
+def test_no_nameserver_at_all_is_an_error_not_a_crash():
+    resolver = _live.Resolver(['127.0.0.1'], timeout=1)
+    resolver.servers = []   # as when the system's resolv.conf names none
+    answer = resolver.resolve('example.com', 'TXT')
+    assert (answer.status, answer.error) == ('error', 'no nameserver to ask')
