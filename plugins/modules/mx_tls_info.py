@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: mx_tls_info
 short_description: Probe named mail hosts for STARTTLS as an MTA-STS enforcing sender does
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Connects to port 25 of each host, says EHLO, asks for STARTTLS and checks the certificate (trusted, unexpired,
     naming the host), the same probe the P(mailsec.mta_sts.validate#lookup) lookup makes with C(check_mx_tls=true).
