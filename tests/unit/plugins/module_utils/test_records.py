@@ -190,7 +190,10 @@ def served(policy=None, **facts):
     return base
 
 
-def planned(state='present', policy=NEW, old=OLD):
+def planned(state='present', policy='new', old='old'):
+    # Names, not the dicts themselves, as defaults: a dict default would be shared between calls.
+    policy = NEW if policy == 'new' else policy
+    old = OLD if old == 'old' else old
     records = ['v=STSv1; id=%s;' % policy_id(old)] if old else []
     provider = MemoryProvider({'one.example': {'_mta-sts.a.one.example': TxtRRset('_mta-sts.a.one.example', 3600, [
         (value.encode(),) for value in records])}})
