@@ -58,7 +58,7 @@ options:
     description:
       - How many domains (and MX hosts) are looked at in parallel.
     type: int
-    default: 16
+    default: 32
   expiry_warning_days:
     description:
       - Warn about a certificate (of the policy host, and of the MX hosts when they are probed) that expires in less

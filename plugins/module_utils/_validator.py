@@ -31,7 +31,7 @@ PROBE_OPTIONS = dict(
     authoritative=dict(type='bool', default=False),
     timeout=dict(type='float', default=10.0),
     ca_path=dict(type='path'),
-    concurrency=dict(type='int', default=16),
+    concurrency=dict(type='int', default=32),
     expiry_warning_days=dict(type='int', default=EXPIRY_WARNING_DAYS),
 )
 # The validator's (doc fragment mailsec.mta_sts.validate, with the above).
@@ -103,7 +103,7 @@ def check_options(options):
 
 
 def validate(terms, expect=None, nameservers=None, authoritative=False, timeout=10.0, ca_path=None,
-             check_mx_tls=False, concurrency=16, expiry_warning_days=EXPIRY_WARNING_DAYS, now=None, terms_name='terms'):
+             check_mx_tls=False, concurrency=32, expiry_warning_days=EXPIRY_WARNING_DAYS, now=None, terms_name='terms'):
     """One result per term, in order (see the lookup's documentation for the shape).
 
     Certificates are judged at ``now``, the current time unless given (the checks never read the clock).
