@@ -138,7 +138,7 @@ def parse_hosts(hosts):
     return parsed
 
 
-def probe_hosts(hosts, nameservers=None, authoritative=False, timeout=10.0, ca_path=None, concurrency=16,
+def probe_hosts(hosts, nameservers=None, authoritative=False, timeout=10.0, ca_path=None, concurrency=32,
                 expiry_warning_days=EXPIRY_WARNING_DAYS, now=None):
     """One result per host, in order: the STARTTLS probe of each, judged as an MX under an enforce policy."""
     check_options(dict(nameservers=nameservers, timeout=timeout, concurrency=concurrency, expiry_warning_days=expiry_warning_days))
