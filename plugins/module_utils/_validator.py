@@ -117,11 +117,21 @@ def validate(terms, expect=None, nameservers=None, authoritative=False, timeout=
         if check_mx_tls:
             # Many domains share their MX hosts: each host is probed once.
             hosts = sorted(set(mx['host'] for fact in facts for mx in fact['mx']['hosts'] if mx['host']))
-            probes = dict(zip(hosts, pool.map(lambda host: probe_mx(resolver, host, ca_path=ca_path, timeout=timeout), hosts)))
+            probes = dict(zip(hosts, _probe_all(pool, resolver, hosts, ca_path, timeout)))
             for fact in facts:
                 fact['mx_probes'] = dict((mx['host'], probes[mx['host']]) for mx in fact['mx']['hosts'] if mx['host'])
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = _now(now)
     return [evaluate(fact, item[1], now=now, expiry_warning_days=expiry_warning_days) for fact, item in zip(facts, parsed)]
+
+
+def _probe_all(pool, resolver, hosts, ca_path, timeout):
+    """The STARTTLS probe of each host, in order, on ``pool``."""
+    return list(pool.map(lambda host: probe_mx(resolver, host, ca_path=ca_path, timeout=timeout), hosts))
+
+
+def _now(now):
+    # The clock is read here, at the edge: the checks take the time as an argument.
+    return now or datetime.datetime.now(datetime.timezone.utc)
 
 
 def parse_hosts(hosts):
@@ -145,6 +155,6 @@ def probe_hosts(hosts, nameservers=None, authoritative=False, timeout=10.0, ca_p
     parsed = parse_hosts(hosts)
     resolver = Resolver(nameservers=nameservers, authoritative=authoritative, timeout=timeout)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        probes = list(pool.map(lambda host: probe_mx(resolver, host, ca_path=ca_path, timeout=timeout), parsed))
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+        probes = _probe_all(pool, resolver, parsed, ca_path, timeout)
+    now = _now(now)
     return [probe_result(host, probe, now, expiry_warning_days) for host, probe in zip(parsed, probes)]
