@@ -315,6 +315,20 @@ def render_policy(policy):
     return ''.join(line + '\r\n' for line in lines)
 
 
+def policy_text(policy, field='policy'):
+    """The policy file text for a ``policy`` option: a dict rendered by render_policy, or the text as given.
+
+    One rule for every option that takes a policy (the record modules, the policy host), so the bytes
+    served and the bytes the id is derived from are the same. Text is validated and kept byte for byte.
+    """
+    if isinstance(policy, Mapping):
+        return render_policy(policy)
+    if isinstance(policy, str):
+        parse_policy(policy)
+        return policy
+    raise ValidationError(field, policy, 'must be a dict or the policy text')
+
+
 def max_age_advice(mode, max_age):
     """``(code, message)`` when ``max_age`` is short for ``mode``, else None.
 

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import normalize_domain
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError, ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
-    has_version_tag, max_age_advice, parse_policy, parse_sts_record, policy_id, render_policy, render_sts_record, validate_id,
+    has_version_tag, max_age_advice, parse_policy, parse_sts_record, policy_id, policy_text, render_sts_record, validate_id,
 )
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import (
     parse_tlsrpt_record, render_tlsrpt_record, validate_rua,
@@ -79,14 +79,9 @@ class StsRecord(RecordKind):
         if record_id is not None:
             record_id = validate_id(record_id, where + 'id')
             return render_sts_record(record_id), {'id': record_id}
-        if isinstance(policy, dict):
-            text = render_policy(policy)
-        elif isinstance(policy, str):
-            text = policy
-        elif policy is not None:
-            raise ValidationError(where + 'policy', policy, 'must be a dict or the policy text')
-        else:
+        if policy is None:
             raise ValidationError(where + 'id', None, 'id or policy is required with state=present')
+        text = policy_text(policy, where + 'policy')
         record_id = policy_id(text)
         return render_sts_record(record_id), {'id': record_id, 'policy': text}
 
