@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils import _mx, _policy, _tlsrpt
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _acme, _mx, _policy, _tlsrpt
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 
 
@@ -63,4 +63,5 @@ class FilterModule(object):
             'render_policy': _wrap(render_policy),
             'policy_id': _wrap(_policy.policy_id),
             'mx_match': _wrap(mx_match),
+            'acme_certificate_groups': _wrap(_acme.plan_certificate_groups),
         }
