@@ -482,7 +482,10 @@ class FaultProxy:
     """
 
     def __init__(self, upstream_url, listen_address='127.0.0.1', listen_port=None,
-                 strict_changes=False):
+                 strict_changes=False, classify_request=classify, operations=OPERATIONS):
+        # Another service behind moto (S3) brings its own operation names.
+        self.classify_request = classify_request
+        self.operations = tuple(operations)
         parts = urllib.parse.urlsplit(upstream_url)
         if parts.scheme != 'http' or not parts.hostname or not parts.port:
             raise ValueError(f'upstream must be http://HOST:PORT, got {upstream_url!r}')
@@ -515,18 +518,18 @@ class FaultProxy:
     def counts(self):
         """Requests per operation that reached moto (every name in OPERATIONS present)."""
         with self._lock:
-            return {op: self._counts[op] for op in OPERATIONS}
+            return {op: self._counts[op] for op in self.operations}
 
     def faults(self):
         """Requests per operation answered with an injected fault instead."""
         with self._lock:
-            return {op: self._faults[op] for op in OPERATIONS}
+            return {op: self._faults[op] for op in self.operations}
 
     def rejected(self):
         """Requests per operation answered InvalidChangeBatch by strict mode
         (only ChangeResourceRecordSets can be); neither in counts() nor faults()."""
         with self._lock:
-            return {op: self._rejected[op] for op in OPERATIONS}
+            return {op: self._rejected[op] for op in self.operations}
 
     def writes(self):
         """ChangeResourceRecordSets + CreateHostedZone requests that reached moto."""
@@ -624,9 +627,9 @@ class FaultProxy:
         if operations is not None:
             if isinstance(operations, str):
                 operations = [operations]
-            unknown = set(operations) - set(OPERATIONS)
+            unknown = set(operations) - set(self.operations)
             if unknown:
-                raise ValueError(f'unknown operations {sorted(unknown)}; known: {OPERATIONS}')
+                raise ValueError(f'unknown operations {sorted(unknown)}; known: {self.operations}')
             operations = frozenset(operations)
         default_status, error_type, default_message = KNOWN_FAULTS.get(
             code, (400, 'Sender', code))
@@ -723,7 +726,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         length = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(length) if length else b''
-        operation = classify(self.command, self.path)
+        operation = proxy.classify_request(self.command, self.path)
         rule = proxy._decide(operation)
         if rule is not None:
             self._send_fault(rule)

@@ -11,27 +11,15 @@ import functools
 import re
 import time
 
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._aws import (
+    BOTO3_IMPORT_ERROR, CLIENT_OPTIONS, CREDENTIAL_CODES, aws_client, classify, error_code, error_message, is_client_error,
+    no_credentials,
+)
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import ZoneListingProvider, dns_name, stale_records
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retrier, Retryable
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retrier
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, TxtText
 
-try:
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-    BOTO3_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - reported by the module
-    BOTO3_IMPORT_ERROR = exc
-
-RETRYABLE_CODES = frozenset([
-    'Throttling', 'ThrottlingException', 'PriorRequestNotComplete', 'RequestLimitExceeded',
-    'ServiceUnavailable', 'InternalError', 'InternalFailure',
-])
-CREDENTIAL_CODES = frozenset([
-    'InvalidClientTokenId', 'SignatureDoesNotMatch', 'UnrecognizedClientException', 'ExpiredToken',
-    'ExpiredTokenException', 'InvalidAccessKeyId', 'AccessDenied', 'AccessDeniedException', 'IncompleteSignature',
-])
 # What Route 53 says when a change meets an RRset other than the one it names: someone changed it since we read.
 STALE_CHANGE = re.compile(r'Tried to (delete|create) resource record set .* but (the values provided do not match|'
                           r'it was not found|it already exists)')
@@ -50,13 +38,8 @@ class Route53Provider(ZoneListingProvider):
     LIBRARY = ('boto3', BOTO3_IMPORT_ERROR)
     # Route 53 reads and writes three-digit escapes as octal.
     TXT = TxtText(octal=True)
-    OPTIONS = dict(ZoneListingProvider.OPTIONS, **{
-        'aws_access_key_id': {'type': 'str', 'aliases': ['access_key']},
-        'aws_secret_access_key': {'type': 'str', 'no_log': True, 'aliases': ['secret_key']},
-        'aws_session_token': {'type': 'str', 'no_log': True, 'aliases': ['session_token']},
-        'profile': {'type': 'str'},
-        'region': {'type': 'str'},
-        'endpoint_url': {'type': 'str'},
+    OPTIONS = dict(ZoneListingProvider.OPTIONS, **CLIENT_OPTIONS)
+    OPTIONS.update({
         'hosted_zone_id': {'type': 'str'},
         'private_zone': {'type': 'bool', 'default': False},
         'wait': {'type': 'bool', 'default': False},
@@ -79,22 +62,7 @@ class Route53Provider(ZoneListingProvider):
     def from_params(cls, params):
         cls.check_library()
         settings = cls.settings(params)
-        try:
-            session = boto3.session.Session(
-                aws_access_key_id=settings['aws_access_key_id'],
-                aws_secret_access_key=settings['aws_secret_access_key'],
-                aws_session_token=settings['aws_session_token'],
-                profile_name=settings['profile'],
-                region_name=settings['region'] or 'us-east-1',
-            )
-            # botocore retries on its own by default; ours is the only retry layer.
-            config = botocore.config.Config(retries={'total_max_attempts': 1, 'mode': 'standard'},
-                                            connect_timeout=settings['timeout'], read_timeout=settings['timeout'])
-            client = session.client('route53', endpoint_url=settings['endpoint_url'], config=config)
-        except botocore.exceptions.ProfileNotFound as exc:
-            raise ProviderError('route53: profile: %s' % exc)
-        except botocore.exceptions.BotoCoreError as exc:
-            raise ProviderError('route53: %s' % exc)
+        client = aws_client('route53', settings, default_region='us-east-1')
         return cls(client, Retrier.from_params(settings), settings['hosted_zone_id'], settings['private_zone'],
                    settings['wait'], settings['wait_timeout'])
 
@@ -181,43 +149,15 @@ class Route53Provider(ZoneListingProvider):
             time.sleep(WAIT_INTERVAL)
 
     def classify(self, exc):
-        if isinstance(exc, botocore.exceptions.ClientError):
-            status = exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode', 0)
-            if _code(exc) in RETRYABLE_CODES or status >= 500 or status == 429:
-                raise Retryable(_message(exc))
-            return
-        if isinstance(exc, (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):
-            raise Retryable('no answer from %s within %s s' % (self.client.meta.endpoint_url, self.client.meta.config.read_timeout))
-        if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError)):
-            raise Retryable('cannot connect to %s: %s' % (self.client.meta.endpoint_url, _cause(exc)))
+        classify(exc, self.client)
 
     def failure(self, exc, what):
-        if isinstance(exc, botocore.exceptions.ClientError):
-            code = _code(exc)
-            if code == 'InvalidChangeBatch' and STALE_CHANGE.search(_message(exc)):
-                return stale_records(what, ' (%s)' % _message(exc))
+        if is_client_error(exc):
+            code = error_code(exc)
+            if code == 'InvalidChangeBatch' and STALE_CHANGE.search(error_message(exc)):
+                return stale_records(what, ' (%s)' % error_message(exc))
             if code in CREDENTIAL_CODES:
                 return ProviderError('%s: AWS refused the credentials (%s); check aws_access_key_id, aws_secret_access_key, '
-                                     'aws_session_token or profile, and that they may use Route 53' % (what, _message(exc)))
-            return ProviderError('%s: %s' % (what, _message(exc)))
-        if isinstance(exc, botocore.exceptions.NoCredentialsError):
-            return ProviderError('%s: no AWS credentials: set aws_access_key_id and aws_secret_access_key, profile, '
-                                 'or the usual AWS environment variables' % what)
-        if isinstance(exc, botocore.exceptions.BotoCoreError):
-            return ProviderError('%s: %s' % (what, exc))
-        return None
-
-
-def _code(exc):
-    return exc.response.get('Error', {}).get('Code', '')
-
-
-def _message(exc):
-    error = exc.response.get('Error', {})
-    return '%s: %s' % (error.get('Code', 'error'), error.get('Message', ''))
-
-
-def _cause(exc):
-    """The socket's reason (connection refused, name not known) under a botocore connection error."""
-    reason = exc.kwargs.get('error') if hasattr(exc, 'kwargs') else None
-    return str(reason or exc)
+                                     'aws_session_token or profile, and that they may use Route 53' % (what, error_message(exc)))
+            return ProviderError('%s: %s' % (what, error_message(exc)))
+        return no_credentials(exc, what)

@@ -1,0 +1,73 @@
+"""S3 on loopback: moto's server (it serves S3 beside Route53) behind the counting ``FaultProxy``.
+
+``S3Lab`` starts both; ``proxy.counts()`` then says how many requests of each
+S3 operation reached moto, so a test can require "no PutObject" of a re-run.
+Requests are told apart by method and path-style URL (``/bucket`` or
+``/bucket/key``), which is what boto3 sends to an ``endpoint_url`` on an address.
+"""
+
+import urllib.parse
+
+from .route53 import CREDENTIALS, REGION, FaultProxy, MotoServer
+
+OPERATIONS = ('HeadBucket', 'CreateBucket', 'ListObjects', 'HeadObject', 'GetObject', 'PutObject', 'other')
+
+
+def classify(method, path):
+    """The S3 operation of a path-style request; 'other' for anything else."""
+    parts = urllib.parse.urlsplit(path)
+    bucket, _, key = parts.path.lstrip('/').partition('/')
+    method = method.upper()
+    if not bucket:
+        return 'other'
+    if not key:
+        if method == 'GET':
+            return 'ListObjects'
+        return 'other' if parts.query else {'HEAD': 'HeadBucket', 'PUT': 'CreateBucket'}.get(method, 'other')
+    return {'HEAD': 'HeadObject', 'GET': 'GetObject', 'PUT': 'PutObject'}.get(method, 'other')
+
+
+def s3_client(endpoint_url, **credentials):
+    """A boto3 S3 client for ``endpoint_url``, dummy credentials unless given, no environment proxies."""
+    import boto3
+    import botocore.config
+    return boto3.client('s3', endpoint_url=endpoint_url, region_name=REGION,
+                        config=botocore.config.Config(proxies={}),
+                        **(credentials or CREDENTIALS))
+
+
+class S3Lab:
+    """moto + a counting proxy in front of it; ``endpoint_url`` is the proxy's."""
+
+    def __init__(self):
+        self.moto = MotoServer()
+        self.proxy = None
+
+    def start(self):
+        self.moto.start()
+        try:
+            self.proxy = FaultProxy(self.moto.endpoint_url, classify_request=classify, operations=OPERATIONS).start()
+        except BaseException:
+            self.moto.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
+        self.moto.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def endpoint_url(self):
+        return self.proxy.endpoint_url
+
+    def client(self):
+        """A client talking to moto directly: what the tests set up or read is not counted."""
+        return s3_client(self.moto.endpoint_url)
