@@ -23,14 +23,14 @@ import tempfile
 
 from collections import namedtuple
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils import _certs, _nginx_conf
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _apache_conf, _certs, _nginx_conf
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import normalize_domain
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id, policy_text
 
 Site = namedtuple('Site', ['domain', 'host', 'policy_path', 'certificate', 'private_key'])
 
-RENDERERS = {'nginx': _nginx_conf.render}
+RENDERERS = {'apache': _apache_conf.render, 'nginx': _nginx_conf.render}
 
 POLICY_URL_PATH = '/.well-known/mta-sts.txt'
 POLICY_SUBDIR = 'policies'
@@ -382,7 +382,8 @@ def run_module():
         key_reader = reader_ids(params['key_reader']) if params['key_reader'] else None
         now = datetime.datetime.now(datetime.timezone.utc)
         certificates = check_certificates(sites, now, key_reader=key_reader)
-        config = RENDERERS[params['backend']](sites, settings)
+        # Apache reads certificates only at (re)load: its renderer writes each one's expiry date.
+        config = RENDERERS[params['backend']](sites, dict(settings, certificates=certificates))
     except SiteError as exc:
         module.fail_json(msg=str(exc))
     for site in sites:

@@ -24,10 +24,14 @@ extends_documentation_fragment:
   - mailsec.mta_sts.attributes
 options:
   backend:
-    description: The web server the configuration is written for.
+    description:
+      - The web server the configuration is written for.
+      - V(apache) (httpd 2.4) needs mod_ssl, mod_rewrite and mod_mime; it reads certificates only when it loads
+        its configuration, so each certificate's expiry date is written into the drop-in and a renewed certificate
+        at the same path counts as a configuration change (RV(config_changed)).
     type: str
     required: true
-    choices: [nginx]
+    choices: [apache, nginx]
   domains:
     description: The domains to serve, at least one. Policy files of domains no longer listed are removed.
     type: list
@@ -65,11 +69,16 @@ options:
   config_path:
     description:
       - The one configuration file the module writes; the server must include it (nginx, inside C(http {}), as
-        C(/etc/nginx/conf.d/*.conf) are). No other configuration file is touched.
+        C(/etc/nginx/conf.d/*.conf) are; Apache, at server level, as C(/etc/apache2/sites-enabled/*.conf) are).
+        No other configuration file is touched.
     type: path
     required: true
   listen:
-    description: Addresses to listen on.
+    description:
+      - Addresses to listen on.
+      - For V(apache) these are the virtual hosts' addresses (V(0.0.0.0) and V([::]) become V(*)); the C(Listen)
+        lines stay in the server's own configuration (Debian's C(ports.conf)), since Apache refuses a second
+        C(Listen) for the same address and port.
     type: list
     elements: str
     default: ['0.0.0.0', '[::]']
