@@ -6,10 +6,13 @@ Requests are told apart by method and path-style URL (``/bucket`` or
 ``/bucket/key``), which is what boto3 sends to an ``endpoint_url`` on an address.
 """
 
+import json
+import os
 import urllib.parse
 
 from .route53 import CREDENTIALS, REGION, FaultProxy, MotoServer
 
+AUTH_VARIABLE = 'INITIAL_NO_AUTH_ACTION_COUNT'
 OPERATIONS = ('HeadBucket', 'CreateBucket', 'ListObjects', 'HeadObject', 'GetObject', 'PutObject', 'other')
 
 
@@ -37,14 +40,30 @@ def s3_client(endpoint_url, **credentials):
 
 
 class S3Lab:
-    """moto + a counting proxy in front of it; ``endpoint_url`` is the proxy's."""
+    """moto + a counting proxy in front of it; ``endpoint_url`` is the proxy's.
 
-    def __init__(self):
+    With ``authenticate=N``, moto checks credentials and IAM policies after its
+    first N requests (its ``INITIAL_NO_AUTH_ACTION_COUNT``), so the set-up can
+    create a user and a key (``create_user``) and a wrong key is refused as S3 would.
+    """
+
+    def __init__(self, authenticate=None):
         self.moto = MotoServer()
         self.proxy = None
+        self._authenticate = authenticate
 
     def start(self):
-        self.moto.start()
+        saved = os.environ.get(AUTH_VARIABLE)
+        if self._authenticate is not None:
+            # moto reads it from its environment at start, which is a copy of ours.
+            os.environ[AUTH_VARIABLE] = str(self._authenticate)
+        try:
+            self.moto.start()
+        finally:
+            if saved is None:
+                os.environ.pop(AUTH_VARIABLE, None)
+            else:
+                os.environ[AUTH_VARIABLE] = saved
         try:
             self.proxy = FaultProxy(self.moto.endpoint_url, classify_request=classify, operations=OPERATIONS).start()
         except BaseException:
@@ -68,6 +87,19 @@ class S3Lab:
     def endpoint_url(self):
         return self.proxy.endpoint_url
 
-    def client(self):
+    def client(self, **credentials):
         """A client talking to moto directly: what the tests set up or read is not counted."""
-        return s3_client(self.moto.endpoint_url)
+        return s3_client(self.moto.endpoint_url, **credentials)
+
+    def create_user(self, name='policy-host'):
+        """An IAM user allowed every S3 action; its credentials as boto3 keyword arguments (3 requests)."""
+        import boto3
+        import botocore.config
+        iam = boto3.client('iam', endpoint_url=self.moto.endpoint_url, region_name=REGION,
+                           config=botocore.config.Config(proxies={}), **CREDENTIALS)
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName='s3', PolicyDocument=json.dumps({
+            'Version': '2012-10-17',
+            'Statement': [{'Effect': 'Allow', 'Action': 's3:*', 'Resource': '*'}]}))
+        key = iam.create_access_key(UserName=name)['AccessKey']
+        return {'aws_access_key_id': key['AccessKeyId'], 'aws_secret_access_key': key['SecretAccessKey']}
