@@ -11,8 +11,8 @@ module: policy_s3
 short_description: Put the MTA-STS policy files of many domains into an S3 bucket, for serving behind a CDN
 version_added: 0.1.0
 description:
-  - Puts each domain's policy at the key C(<prefix>mta-sts.<domain>/.well-known/mta-sts.txt) with
-    C(Content-Type: text/plain; charset=utf-8) and the O(cache_control) header, for serving at
+  - Puts each domain's policy at the key C(<prefix>mta-sts.<domain>/.well-known/mta-sts.txt) with the
+    C(Content-Type) C(text/plain; charset=utf-8) and the O(cache_control) header, for serving at
     C(https://mta-sts.<domain>/.well-known/mta-sts.txt) behind CloudFront or another CDN. S3 alone cannot serve it
     (its website endpoints have no HTTPS, its REST endpoint has no certificate for C(mta-sts.<domain>)); the key
     layout, a CloudFront Function that routes every C(mta-sts) host of one distribution, and the certificate

@@ -221,3 +221,43 @@ def test_the_secret_never_shows_even_with_vvv(lab, bucket):
     failed = apply_role(lab, 'no-such-bucket', domains(), verbosity=3)
     assert failed.returncode != 0
     assert secret not in failed.output
+
+
+def run_module(lab, bucket, items, **options):
+    """policy_s3 itself, for the retry options the role leaves at their defaults."""
+    args = dict(domains=items, bucket=bucket, region='us-east-1', endpoint_url=lab.endpoint_url, **lab.credentials)
+    args.update(options)
+    return run_playbook([{'name': 'put', 'mailsec.mta_sts.policy_s3': args}])
+
+
+def test_throttled_uploads_are_retried(lab, bucket):
+    rule = lab.proxy.inject('SlowDown', status=503, message='Please reduce your request rate.', count=2,
+                            operations=['PutObject'])
+    try:
+        before = lab.proxy.counts()['PutObject']
+        run = run_module(lab, bucket, [{'domain': 'alpha.example', 'policy': ENFORCE},
+                                       {'domain': 'beta.example', 'policy': TESTING_TEXT}])
+    finally:
+        lab.proxy.clear_faults()
+    assert run.returncode == 0, run
+    assert rule.fired == 2
+    assert lab.proxy.counts()['PutObject'] - before == 2
+    assert stored(lab, bucket, 'mta-sts.beta.example/.well-known/mta-sts.txt')[0] == TESTING_TEXT.encode()
+
+
+def test_failed_uploads_are_named_and_a_rerun_puts_only_those(lab, bucket):
+    items = [{'domain': 'd%d.example' % number, 'policy': NONE_DICT} for number in range(4)]
+    lab.proxy.inject('InternalError', every=2, operations=['PutObject'])
+    try:
+        run = run_module(lab, bucket, items, max_retries=0)
+    finally:
+        lab.proxy.clear_faults()
+    assert run.returncode != 0
+    result = run.result
+    assert result['msg'].startswith('2 of 4 uploads failed, first: d')
+    assert result['changed'] is True and len(result['uploaded']) == 2
+    before = puts(lab)
+    again = run_module(lab, bucket, items)
+    assert again.returncode == 0, again
+    assert puts(lab) - before == 2
+    assert sorted(again.result['changed_policies'] + result['uploaded']) == [item['domain'] for item in items]

@@ -19,7 +19,7 @@ OPERATIONS = ('HeadBucket', 'CreateBucket', 'ListObjects', 'HeadObject', 'GetObj
 def classify(method, path):
     """The S3 operation of a path-style request; 'other' for anything else."""
     parts = urllib.parse.urlsplit(path)
-    bucket, _, key = parts.path.lstrip('/').partition('/')
+    bucket, key = (parts.path.lstrip('/').split('/', 1) + [''])[:2]
     method = method.upper()
     if not bucket:
         return 'other'
