@@ -115,9 +115,9 @@ author:
   - mailsec maintainers (@mailsec)
 seealso:
   - module: mailsec.mta_sts.mta_sts_record
-  - name: Serving MTA-STS policies from S3 and CloudFront
-    description: Key layout, the CloudFront Function that routes many C(mta-sts) hosts, certificates and quotas.
-    link: https://github.com/mailsec/mta_sts/blob/main/docs/policy-host-s3.md
+  - name: RFC 8461 section 3.3 (policy retrieval)
+    description: How senders fetch the policy (HTTPS, a certificate for C(mta-sts.<domain>), no redirects).
+    link: https://www.rfc-editor.org/rfc/rfc8461#section-3.3
 '''
 
 EXAMPLES = r'''
