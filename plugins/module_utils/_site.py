@@ -327,11 +327,15 @@ class Changes(object):
 
     def __init__(self, wanted, remove):
         self.before = {}
+        self.times = {}
         self.write = {}
         for path in sorted(wanted):
             current = read_text(path)
             if current != wanted[path]:
                 self.before[path] = current
+                if current is not None:
+                    info = os.stat(path)
+                    self.times[path] = (info.st_atime_ns, info.st_mtime_ns)
                 self.write[path] = wanted[path]
         self.remove = list(remove)
         for path in self.remove:
@@ -362,12 +366,14 @@ class Changes(object):
             os.unlink(path)
 
     def restore(self, written):
+        """Put back what ``written`` held, with its modification time, so the files look untouched."""
         for path in reversed(written):
             if self.before[path] is None:
                 if os.path.exists(path):
                     os.unlink(path)
             else:
                 write_atomic(path, self.before[path])
+                os.utime(path, ns=self.times[path])
 
 
 def run_module():
