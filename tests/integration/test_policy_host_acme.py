@@ -1,0 +1,221 @@
+"""The policy_host role's ACME certificates, issued by a real Pebble over HTTP-01 to a real nginx.
+
+Pebble resolves mta-sts.<domain> through the Knot lab to nginx's address and fetches the challenge
+from the port-80 host the role brings up first. Pebble demands external account binding here, so
+every issuance also proves that the EAB options reach the account creation. community.crypto comes
+from the `ansible` package that scripts/install-deps puts under .build/ansible-pkg.
+"""
+
+import os
+import pwd
+import secrets
+import socket
+import ssl
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id, render_policy
+from tests.integration.playbook import COLLECTIONS_PATH, REPO
+from tests.integration.policy_host_lab import WORKER_USER, PolicyHostLab
+from tests.lab.knot import free_port
+from tests.lab.nginx_site import NginxSite
+from tests.lab.pebble import PebbleLab
+from tests.lab.web import free_loopback_addresses
+
+DOMAINS = ['d1.test', 'd2.test', 'd3.test']
+CRYPTO_PATH = os.path.join(REPO, '.build', 'ansible-pkg')
+RUN_ENV = {'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS_PATH + os.pathsep + CRYPTO_PATH}
+EAB_KID = 'kid-mailsec'
+EAB_KEY = secrets.token_urlsafe(48)
+
+
+def policy(domain):
+    return {'mode': 'enforce', 'mx': ['mx1.%s' % domain], 'max_age': 604800}
+
+
+class AcmeLab(PolicyHostLab):
+    """The policy_host lab (Knot, a base dir the workers can enter) plus nginx and a Pebble that
+    demands external account binding and validates HTTP-01 on nginx's HTTP port."""
+
+    def __init__(self):
+        address = free_loopback_addresses(1, 443)[0]
+        super().__init__(DOMAINS, address)
+        self.http_port = free_port(address)
+        self.nginx = NginxSite(self.path('nginx'), address)
+        self.pebble = None
+
+    def start(self):
+        super().start()
+        for domain in DOMAINS:
+            self.publish_id(domain, policy_id(render_policy(policy(domain))))
+        self.pebble = PebbleLab(self.path('pebble'), self.knot.address, self.knot.port, self.http_port,
+                                eab_keys={EAB_KID: EAB_KEY}).start()
+        # The validate lookup trusts Pebble's issuing root only.
+        self.ca_path = self.pebble.root_path
+        self.nginx.start()
+        return self
+
+    def stop(self):
+        for server in (self.nginx, self.pebble):
+            if server is not None:
+                server.stop()
+        super().stop()
+
+    def role_vars(self, **overrides):
+        role_vars = {
+            'policy_host_domains': [{'domain': domain, 'policy': policy(domain)} for domain in DOMAINS],
+            'policy_host_data_dir': self.path('data'),
+            'policy_host_config_path': self.nginx.drop_in_path,
+            'policy_host_config_test_command': self.nginx.test_command,
+            'policy_host_reload_command': [self.nginx.reload_script],
+            'policy_host_listen_addresses': [self.address],
+            'policy_host_http_port': self.http_port,
+            'policy_host_nginx_user': WORKER_USER,
+            'policy_host_acme': True,
+            'policy_host_acme_directory': self.pebble.directory_url,
+            'policy_host_acme_ca_file': self.pebble.directory_ca_path,
+            'policy_host_acme_email': 'hostmaster@d1.test',
+            'policy_host_acme_terms_agreed': True,
+            'policy_host_acme_eab_kid': EAB_KID,
+            'policy_host_acme_eab_hmac_key': EAB_KEY,
+            'policy_host_acme_names_per_certificate': 2,
+        }
+        role_vars.update(overrides)
+        return role_vars
+
+    def run(self, verbosity=0, check=False, **overrides):
+        return self.apply(self.role_vars(**overrides), check=check, env=RUN_ENV, verbosity=verbosity)
+
+    @property
+    def acme_dir(self):
+        return self.path('data', 'acme')
+
+    def issued_certificate(self, group):
+        with open(os.path.join(self.acme_dir, group + '.pem'), 'rb') as handle:
+            return x509.load_pem_x509_certificates(handle.read())[0]
+
+    def served(self, domain):
+        """The leaf nginx presents for mta-sts.<domain>, verified against Pebble's issuing root."""
+        context = ssl.create_default_context(cafile=self.pebble.root_path)
+        with socket.create_connection((self.address, 443), timeout=5) as sock:
+            with context.wrap_socket(sock, server_hostname='mta-sts.' + domain) as tls:
+                return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def names(certificate):
+    return sorted(certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                  .get_values_for_type(x509.DNSName))
+
+
+def public_key(certificate):
+    return certificate.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def changed_tasks(run):
+    return [result['_task'] for result in run.results if result.get('changed')]
+
+
+@pytest.fixture(scope='module')
+def lab():
+    if not os.path.isdir(os.path.join(CRYPTO_PATH, 'ansible_collections', 'community', 'crypto')):
+        pytest.fail('community.crypto is missing from %s: run scripts/install-deps' % CRYPTO_PATH)
+    lab = AcmeLab()
+    try:
+        yield lab.start()
+    finally:
+        lab.stop()
+
+
+@pytest.fixture(scope='module')
+def without_eab(lab):
+    """The control: Pebble refuses an account without external account binding."""
+    return lab.run(policy_host_acme_eab_kid=None, policy_host_acme_eab_hmac_key=None)
+
+
+@pytest.fixture(scope='module')
+def first(lab, without_eab):
+    run = lab.run(verbosity=3)
+    assert run.returncode == 0, run
+    return run
+
+
+@pytest.fixture(scope='module')
+def issued(lab, first):
+    return {group: lab.issued_certificate(group) for group in ('group-0001', 'group-0002')}
+
+
+@pytest.fixture(scope='module')
+def second(lab, issued):
+    before = {'issued': list(lab.pebble.issued()), 'reloads': lab.nginx.reloads,
+              'mtimes': {name: os.stat(os.path.join(lab.acme_dir, name)).st_mtime_ns for name in os.listdir(lab.acme_dir)}}
+    run = lab.run()
+    assert run.returncode == 0, run
+    return before, run
+
+
+@pytest.fixture(scope='module')
+def renewed(lab, second):
+    issued_before = len(lab.pebble.issued())
+    # Every certificate now "expires within" the renewal window (Pebble issues them for about five years).
+    run = lab.run(policy_host_acme_renew_days=3650)
+    assert run.returncode == 0, run
+    return issued_before, run
+
+
+def test_an_account_without_external_account_binding_is_refused(without_eab, lab):
+    assert without_eab.returncode != 0
+    # community.crypto reads externalAccountRequired from Pebble's directory.
+    assert 'an external account binding must be specified' in without_eab.output, without_eab
+    assert lab.pebble.issued() == []
+
+
+def test_certificates_are_issued_in_groups_of_two(issued, lab):
+    assert names(issued['group-0001']) == ['mta-sts.d1.test', 'mta-sts.d2.test']
+    assert names(issued['group-0002']) == ['mta-sts.d3.test']
+    assert len(lab.pebble.issued()) == 2
+
+
+def test_each_domain_is_served_with_its_certificate_and_valid(issued, lab):
+    for domain, group in (('d1.test', 'group-0001'), ('d2.test', 'group-0001'), ('d3.test', 'group-0002')):
+        assert lab.served(domain).serial_number == issued[group].serial_number
+    for domain, result in lab.validate(DOMAINS).items():
+        assert result['valid'] is True, (domain, result['findings'])
+        assert [f for f in result['findings'] if f['severity'] == 'error'] == [], domain
+
+
+def test_keys_are_readable_by_the_workers_only_through_their_group(issued, lab):
+    for group in issued:
+        info = os.stat(os.path.join(lab.acme_dir, group + '.key'))
+        assert oct(info.st_mode & 0o777) == '0o640'
+        assert info.st_gid == pwd.getpwnam(WORKER_USER).pw_gid
+    assert oct(os.stat(os.path.join(lab.acme_dir, 'account.key')).st_mode & 0o777) == '0o600'
+
+
+def test_the_eab_hmac_key_never_appears_in_the_output(first):
+    # -vvv shows each module's arguments: the kid is there, the key only masked.
+    assert "'kid': '%s'" % EAB_KID in first.output or '"kid": "%s"' % EAB_KID in first.output, first
+    assert EAB_KEY not in first.output
+
+
+def test_a_rerun_with_valid_certificates_orders_nothing(second, lab):
+    before, run = second
+    assert changed_tasks(run) == []
+    assert lab.pebble.issued() == before['issued']
+    assert lab.nginx.reloads == before['reloads']
+    assert {name: os.stat(os.path.join(lab.acme_dir, name)).st_mtime_ns
+            for name in os.listdir(lab.acme_dir)} == before['mtimes']
+
+
+def test_certificates_near_expiry_are_renewed_with_the_same_key_and_served(renewed, issued, lab):
+    issued_before, run = renewed
+    assert len(lab.pebble.issued()) == issued_before + 2
+    for group, old in issued.items():
+        new = lab.issued_certificate(group)
+        assert new.serial_number != old.serial_number
+        assert public_key(new) == public_key(old)
+        assert names(new) == names(old)
+    assert lab.served('d3.test').serial_number == lab.issued_certificate('group-0002').serial_number
+    assert lab.served('d1.test').serial_number == lab.issued_certificate('group-0001').serial_number
