@@ -25,8 +25,9 @@ DOMAINS = ['alpha.test', 'beta.test', 'gamma.test']
 MODULE_TASK = 'Write the policies, map files and server configuration'
 
 
-def policy(domain, mode='enforce'):
-    return {'mode': mode, 'mx': ['mx1.%s' % domain], 'max_age': 604800}
+def policy(domain, mode='enforce', backups=0):
+    backup = ['mx%d.backup.%s' % (number, domain) for number in range(2, 2 + backups)]
+    return {'mode': mode, 'mx': ['mx1.%s' % domain] + backup, 'max_age': 604800}
 
 
 @pytest.fixture(scope='module')
@@ -49,7 +50,8 @@ def domains(lab, **changes):
     items = [
         {'domain': 'alpha.test', 'policy': policy('alpha.test'), 'certificate': lab.own[0], 'private_key': lab.own[1]},
         {'domain': 'beta.test', 'policy': policy('beta.test')},
-        {'domain': 'gamma.test', 'policy': policy('gamma.test', mode='testing')},
+        # Big enough (about 1.2 kB) for the lab's mod_deflate to compress it, if the drop-in let it.
+        {'domain': 'gamma.test', 'policy': policy('gamma.test', mode='testing', backups=40)},
     ]
     for item in items:
         item.update(changes.get(item['domain'], {}))
