@@ -76,7 +76,7 @@ def load_private_key(data):
     except TypeError:
         raise CertificateError('is encrypted; the web server needs the key without a passphrase')
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise CertificateError('is not a valid PEM private key (%s)' % str(exc).split('\n')[0])
+        raise CertificateError('is not a valid PEM private key (%s)' % str(exc).split('\n', 1)[0])
 
 
 def _public_der(key):

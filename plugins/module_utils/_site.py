@@ -60,7 +60,8 @@ ARGUMENT_SPEC = dict(
     acme_challenge_dir=dict(type='path'),
     acme_challenges=dict(type='dict'),
     test_command=dict(type='list', elements='str'),
-    key_reader=dict(type='str'),
+    # A user name, not a secret.
+    key_reader=dict(type='str', no_log=False),
 )
 
 

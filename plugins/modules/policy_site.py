@@ -54,7 +54,7 @@ options:
           - PEM file with the certificate for C(mta-sts.<domain>), leaf first, then the chain. Give it with
             O(domains[].private_key).
           - A domain with neither is served on the HTTP port only (waiting for a certificate), with a warning.
-          - Checked before any change, since nginx reads it only at handshake time: it must parse, match the key,
+          - Checked before any change, since nginx reads it only at handshake time. It must parse, match the key,
             cover C(mta-sts.<domain>) in its subject alternative names (a wildcard covers one label), and be valid now.
         type: path
       private_key:

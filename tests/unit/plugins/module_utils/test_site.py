@@ -169,9 +169,12 @@ WWW = ('www-data', 33, {33})
 ])
 def test_key_reader_access_is_computed_from_the_modes(files, modes, problem):
     sites = sites_with('/c/shared.crt', '/c/shared.key')
-    check = lambda: _site.check_certificates(sites, NOW, read=Reader(files), key_reader=WWW, stat=Stat(modes))
+
+    def check():
+        return _site.check_certificates(sites, NOW, read=Reader(files), key_reader=WWW, stat=Stat(modes))
+
     if problem is None:
-        check()
+        assert sorted(check()) == ['a.example', 'b.example']
     else:
         with pytest.raises(_site.SiteError) as caught:
             check()
