@@ -264,6 +264,20 @@ def test_a_malformed_certificate_fails_naming_the_domain_and_keeps_serving(lab, 
                                 ['alpha.test', 'not a valid PEM certificate'])
 
 
+def test_a_certificate_broken_at_its_old_path_fails_before_the_reload_that_would_stop_apache(lab, first_run):
+    # apache2 -t only checks that certificate files exist; a graceful restart that cannot load one ends Apache.
+    with open(lab.own[0], 'rb') as handle:
+        good = handle.read()
+    try:
+        with open(lab.own[0], 'w') as handle:
+            handle.write('not a certificate\n')
+        _fails_and_keeps_everything(lab, domains(lab), ['alpha.test', lab.own[0], 'holds no PEM certificate'])
+        assert lab.apache.is_running()
+    finally:
+        with open(lab.own[0], 'wb') as handle:
+            handle.write(good)
+
+
 def test_apache_without_mod_rewrite_fails_the_real_config_test_and_keeps_the_old_files(lab, first_run):
     # Apache's own configuration test, on a copy of the main configuration without mod_rewrite: the drop-in
     # names the module to enable, and every file written in the run is restored.
