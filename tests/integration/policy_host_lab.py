@@ -101,6 +101,36 @@ class PolicyHostLab:
         return dict((result['domain'], result) for result in run.result['msg'])
 
 
+MODULE_TASK = 'Write the policies, map files and server configuration'
+
+
+def module_result(run):
+    """The result of the role's policy_site task (the last one, when the role ran it twice)."""
+    return task_results(run, MODULE_TASK)[-1]
+
+
+def served_files(lab, server):
+    """What the role keeps on disk for ``server`` (a lab web server with a ``drop_in_path``)."""
+    return snapshot(lab.path('data'), server.drop_in_path)
+
+
+def fails_and_keeps_everything(lab, server, role_vars, expected, fetch_alpha):
+    """Run the role with ``role_vars``: it must fail with every text of ``expected`` in its message, leave every
+    file as it was, not reload ``server``, and ``fetch_alpha()`` must still get the same answer."""
+    before = served_files(lab, server)
+    reloads = server.reloads
+    served = fetch_alpha().body
+    run = lab.apply(role_vars)
+    assert run.returncode != 0, run
+    failed = [result for result in run.results if result['_status'] == 'failed'][-1]
+    for text in expected:
+        assert text in failed['msg'], failed['msg']
+    assert served_files(lab, server) == before
+    assert server.reloads == reloads
+    assert fetch_alpha().body == served
+    return failed
+
+
 def task_results(run, name):
     return [result for result in run.results if result['_task'].split(' : ')[-1] == name]
 

@@ -5,12 +5,16 @@ failures. The tests run in file order on one lab: each starts from the state the
 import os
 import socket
 import ssl
+import subprocess
 import threading
 
 import pytest
 
+from tests.integration import policy_host_lab
+from tests.integration.playbook import run_playbook
 from tests.integration.policy_host_lab import (
-    POLICY_PATH, WORKER_USER, PolicyHostLab, http_get, https_get, legacy_tls_client, snapshot, task_results,
+    POLICY_PATH, WORKER_USER, PolicyHostLab, fails_and_keeps_everything, http_get, https_get, legacy_tls_client,
+    module_result, task_results,
 )
 from tests.lab.nginx_site import NginxSite
 from tests.lab.web import free_loopback_addresses
@@ -18,7 +22,6 @@ from tests.lab.web import free_loopback_addresses
 # bücher.test as the user writes it; served (and validated) as its A-label.
 DOMAINS = ['alpha.test', 'beta.test', 'gamma.test', 'xn--bcher-kva.test']
 GIVEN = {'xn--bcher-kva.test': 'bücher.test'}
-MODULE_TASK = 'Write the policies, map files and server configuration'
 
 
 def policy(domain, mode='enforce'):
@@ -73,12 +76,8 @@ def role_vars(lab, items=None, **extra):
     return values
 
 
-def module_result(run):
-    return task_results(run, MODULE_TASK)[-1]
-
-
 def served_files(lab):
-    return snapshot(lab.path('data'), lab.nginx.drop_in_path)
+    return policy_host_lab.served_files(lab, lab.nginx)
 
 
 def fetch(lab, domain, path=POLICY_PATH):
@@ -183,7 +182,7 @@ def test_tls_below_1_2_is_refused(lab, first_run):
                 assert tls.version() == 'TLSv1.1'
     finally:
         control.close()
-    with pytest.raises(ssl.SSLError):
+    with pytest.raises(ssl.SSLError, match='PROTOCOL_VERSION|protocol version'):
         with socket.create_connection((lab.address, 443), timeout=5) as raw:
             client.wrap_socket(raw, server_hostname='mta-sts.alpha.test')
 
@@ -214,18 +213,8 @@ def test_one_new_mode_changes_only_that_file_and_does_not_reload(lab, first_run)
 
 
 def _fails_and_keeps_everything(lab, items, expected, **extra):
-    before = served_files(lab)
-    reloads = lab.nginx.reloads
-    served = fetch(lab, 'alpha.test').body
-    run = lab.apply(role_vars(lab, items, **extra))
-    assert run.returncode != 0, run
-    failed = [result for result in run.results if result['_status'] == 'failed'][-1]
-    for text in expected:
-        assert text in failed['msg'], failed['msg']
-    assert served_files(lab) == before
-    assert lab.nginx.reloads == reloads
-    assert fetch(lab, 'alpha.test').body == served
-    return failed
+    return fails_and_keeps_everything(lab, lab.nginx, role_vars(lab, items, **extra), expected,
+                                      lambda: fetch(lab, 'alpha.test'))
 
 
 def test_a_malformed_certificate_fails_naming_the_domain_and_keeps_serving(lab, first_run):
@@ -310,3 +299,39 @@ def test_a_removed_domain_loses_its_policy_file_and_its_name(lab, first_run):
     with pytest.raises(ssl.SSLError):
         fetch(lab, 'gamma.test')
     assert fetch(lab, 'beta.test').status == 200
+
+
+def test_the_module_serves_challenges_on_port_80_for_a_domain_still_without_a_certificate(lab, first_run):
+    challenges = lab.path('challenges')
+    items = [item for item in domains(lab) if item['domain'] != 'gamma.test']
+    for item in items:
+        item.setdefault('certificate', lab.shared[0])
+        item.setdefault('private_key', lab.shared[1])
+    items.append({'domain': 'pending.test', 'policy': policy('pending.test')})
+
+    def run_module(files):
+        return run_playbook([{'name': 'site', 'mailsec.mta_sts.policy_site': {
+            'backend': 'nginx', 'domains': items, 'data_dir': lab.path('data'), 'config_path': lab.nginx.drop_in_path,
+            'listen': [lab.address], 'acme_challenge_dir': challenges, 'acme_challenges': files,
+            'test_command': lab.nginx.test_command, 'key_reader': WORKER_USER}}])
+
+    run = run_module({'token-1_A': 'token-1_A.thumbprint'})
+    assert run.returncode == 0, run
+    assert run.result['config_changed'] is True
+    assert 'pending.test: no certificate yet, served on the HTTP port only' in ' '.join(run.result['warnings'])
+    assert 'pending.test' not in run.result['certificates']
+    subprocess.run([lab.nginx.reload_script], check=True)
+    for host in ('mta-sts.pending.test', 'mta-sts.alpha.test'):
+        answer = http_get(lab.address, host, '/.well-known/acme-challenge/token-1_A')
+        assert (answer.status, answer.body) == (200, b'token-1_A.thumbprint')
+    assert http_get(lab.address, 'mta-sts.pending.test', '/.well-known/acme-challenge/other').status == 404
+    assert http_get(lab.address, 'mta-sts.unknown.test', '/.well-known/acme-challenge/token-1_A').status == 404
+    with pytest.raises(ssl.SSLError):
+        fetch(lab, 'pending.test')
+
+    # Challenges done: their files go, and that is no configuration change.
+    run = run_module({})
+    assert run.returncode == 0, run
+    assert (run.result['changed'], run.result['config_changed']) == (True, False)
+    assert os.listdir(challenges) == []
+    assert run_module({}).result['changed'] is False
