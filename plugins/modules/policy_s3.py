@@ -191,6 +191,11 @@ uploaded:
   returned: failure
   type: list
   elements: str
+not_uploaded:
+  description: When the run failed part-way, the domains whose uploads failed; a re-run uploads them (and only them).
+  returned: failure
+  type: list
+  elements: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -252,7 +257,7 @@ def main():
     if failed:
         module.fail_json(
             msg='%d of %d uploads failed, first: %s: %s' % (len(failed), len(changed), failed[0][0].domain, failed[0][1]),
-            changed=bool(uploaded), uploaded=[obj.domain for obj in uploaded])
+            changed=bool(uploaded), uploaded=[obj.domain for obj in uploaded], not_uploaded=[pair[0].domain for pair in failed])
 
     changed_domains = set(obj.domain for obj in changed)
     result = dict(
