@@ -75,66 +75,67 @@ def _listen(address, port, ssl):
     return '    listen %s:%d%s;\n' % (address, port, ' ssl' if ssl else '')
 
 
-def _https_server(settings):
-    policy = '$%spolicy' % VARIABLE_PREFIX
+POLICY_VARIABLE = '$%spolicy' % VARIABLE_PREFIX
+# Inside a location: a name the maps do not know gets 404 (an "if" that only returns is safe in nginx).
+_UNKNOWN_NAME_404 = ('        if (%s = "") {\n'
+                     '            return 404;\n'
+                     '        }\n' % POLICY_VARIABLE)
+# text/plain whatever mime.types says; "charset" adds "; charset=utf-8" to it.
+_TEXT_PLAIN = ('        types { }\n'
+               '        default_type text/plain;\n')
+
+
+def _server(port, ssl, settings, body):
     return ('server {\n'
-            + ''.join(_listen(address, settings['https_port'], True) for address in settings['listen'])
+            + ''.join(_listen(address, port, ssl) for address in settings['listen'])
             + '    server_name ~^mta-sts\\.;\n'
-            '    ssl_certificate $%(p)scertificate;\n'
-            '    ssl_certificate_key $%(p)sprivate_key;\n'
-            '    # nginx takes the protocols from the default server of the address: see docs/policy-host.md.\n'
-            '    ssl_protocols TLSv1.2 TLSv1.3;\n'
-            '\n'
-            '    location = /.well-known/mta-sts.txt {\n'
-            '        if (%(policy)s = "") {\n'
-            '            return 404;\n'
-            '        }\n'
-            '        types { }\n'
-            '        default_type text/plain;\n'
-            '        charset utf-8;\n'
-            '        alias %(policy)s;\n'
-            '    }\n'
-            '\n'
-            '    location / {\n'
-            '        return 404;\n'
-            '    }\n'
-            '}\n' % dict(p=VARIABLE_PREFIX, policy=policy))
+            + body
+            + '}\n')
+
+
+def _https_server(settings):
+    return _server(settings['https_port'], True, settings, (
+        '    ssl_certificate $%(p)scertificate;\n'
+        '    ssl_certificate_key $%(p)sprivate_key;\n'
+        '    # nginx takes the protocols from the default server of the address: see docs/policy-host.md.\n'
+        '    ssl_protocols TLSv1.2 TLSv1.3;\n'
+        '\n'
+        '    location = /.well-known/mta-sts.txt {\n'
+        '%(unknown)s'
+        '%(text)s'
+        '        charset utf-8;\n'
+        '        alias %(policy)s;\n'
+        '    }\n'
+        '\n'
+        '    location / {\n'
+        '        return 404;\n'
+        '    }\n' % dict(p=VARIABLE_PREFIX, policy=POLICY_VARIABLE, unknown=_UNKNOWN_NAME_404, text=_TEXT_PLAIN)))
 
 
 def _http_server(settings):
-    policy = '$%spolicy' % VARIABLE_PREFIX
     port = settings['https_port']
     target = 'https://$host%s$request_uri' % ('' if port == 443 else ':%d' % port)
     challenge_dir = settings.get('acme_challenge_dir')
     if challenge_dir:
-        challenge = ('        types { }\n'
-                     '        default_type text/plain;\n'
-                     '        alias %s;\n' % _quote(challenge_dir.rstrip('/') + '/'))
+        challenge = _TEXT_PLAIN + '        alias %s;\n' % _quote(challenge_dir.rstrip('/') + '/')
     else:
         challenge = '        return 404;\n'
-    return ('server {\n'
-            + ''.join(_listen(address, settings['http_port'], False) for address in settings['listen'])
-            + '    server_name ~^mta-sts\\.;\n'
-            '\n'
-            '    # Never a redirect on the policy path (RFC 8461 section 3.3): senders do not follow one.\n'
-            '    location = /.well-known/mta-sts.txt {\n'
-            '        return 404;\n'
-            '    }\n'
-            '\n'
-            '    location ^~ /.well-known/acme-challenge/ {\n'
-            '        if (%(policy)s = "") {\n'
-            '            return 404;\n'
-            '        }\n'
-            '%(challenge)s'
-            '    }\n'
-            '\n'
-            '    location / {\n'
-            '        if (%(policy)s = "") {\n'
-            '            return 404;\n'
-            '        }\n'
-            '        return 301 %(target)s;\n'
-            '    }\n'
-            '}\n' % dict(policy=policy, challenge=challenge, target=target))
+    return _server(settings['http_port'], False, settings, (
+        '\n'
+        '    # Never a redirect on the policy path (RFC 8461 section 3.3): senders do not follow one.\n'
+        '    location = /.well-known/mta-sts.txt {\n'
+        '        return 404;\n'
+        '    }\n'
+        '\n'
+        '    location ^~ /.well-known/acme-challenge/ {\n'
+        '%(unknown)s'
+        '%(challenge)s'
+        '    }\n'
+        '\n'
+        '    location / {\n'
+        '%(unknown)s'
+        '        return 301 %(target)s;\n'
+        '    }\n' % dict(unknown=_UNKNOWN_NAME_404, challenge=challenge, target=target)))
 
 
 def render(sites, settings):
