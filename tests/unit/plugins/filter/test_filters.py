@@ -34,7 +34,15 @@ def render(templar, expression):
 
 
 def test_filter_names():
-    assert sorted(FILTERS) == sorted(['parse_policy', 'parse_sts_record', 'parse_tlsrpt_record', 'render_policy', 'policy_id', 'mx_match'])
+    assert sorted(FILTERS) == sorted(['parse_policy', 'parse_sts_record', 'parse_tlsrpt_record', 'render_policy', 'policy_id', 'mx_match',
+                                      'acme_certificate_groups'])
+
+
+def test_templar_acme_certificate_groups(templar):
+    # The previous grouping is kept: the new name sorts first but joins the group with room.
+    plan = render(templar, "['a.example', 'b.example', 'c.example'] | mailsec.mta_sts.acme_certificate_groups(2, "
+                           "{'group-0001': ['mta-sts.b.example', 'mta-sts.c.example']})")
+    assert plan['groups'] == {'group-0001': ['mta-sts.b.example', 'mta-sts.c.example'], 'group-0002': ['mta-sts.a.example']}
 
 
 def test_templar_parse_policy(templar):
