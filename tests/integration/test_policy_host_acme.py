@@ -176,6 +176,18 @@ def renewed(lab, second):
     return run_changed(lab, policy_host_acme_renew_days=3650)
 
 
+def test_bad_acme_settings_fail_before_any_change(lab):
+    run = lab.run(policy_host_data_dir=lab.path('untouched'), policy_host_acme_names_per_certificate=101,
+                  policy_host_acme_renew_days=0, policy_host_acme_eab_hmac_key=None, policy_host_http_port=0)
+    assert run.returncode != 0
+    for message in ('policy_host_acme_names_per_certificate 101: must be from 1 to 100',
+                    'policy_host_acme_renew_days 0: must be at least 1',
+                    'policy_host_acme_eab_kid and policy_host_acme_eab_hmac_key: give both or neither',
+                    'policy_host_http_port 0: ACME HTTP-01 needs the HTTP port'):
+        assert message in run.output, run
+    assert not os.path.exists(lab.path('untouched'))
+
+
 def test_an_account_without_external_account_binding_is_refused(without_eab, lab):
     assert without_eab.returncode != 0
     # community.crypto reads externalAccountRequired from Pebble's directory.
