@@ -149,14 +149,15 @@ def snapshot(*roots):
     return files
 
 
-def https_get(address, host, path=POLICY_PATH, context=None, port=443):
-    """GET ``path`` from ``host`` at ``address`` over TLS with SNI; no redirect is followed."""
+def https_get(address, host, path=POLICY_PATH, context=None, port=443, headers=None):
+    """GET ``path`` from ``host`` at ``address`` over TLS with SNI; no redirect is followed. ``headers`` are
+    added to the request's (a Host of its own is sent instead of ``host``)."""
     with socket.create_connection((address, port), timeout=5) as raw:
         with context.wrap_socket(raw, server_hostname=host) as tls:
             version = tls.version()
             connection = http.client.HTTPConnection(host)
             connection.sock = tls
-            connection.request('GET', path, headers={'Host': host})
+            connection.request('GET', path, headers=dict({'Host': host}, **(headers or {})))
             response = connection.getresponse()
             return Answer(response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read(),
                           version)

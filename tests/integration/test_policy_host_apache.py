@@ -4,7 +4,6 @@ against the lab DNS and CA, then re-runs, a renewal, changes and failures. The t
 lab: each starts from the state the previous one left."""
 
 import datetime
-import http.client
 import os
 import socket
 import ssl
@@ -15,14 +14,14 @@ import pytest
 from cryptography import x509
 
 from tests.integration.playbook import run_playbook
+from tests.integration import policy_host_lab
 from tests.integration.policy_host_lab import (
-    POLICY_PATH, Answer, PolicyHostLab, http_get, https_get, legacy_tls_client, snapshot, task_results,
+    POLICY_PATH, PolicyHostLab, http_get, https_get, legacy_tls_client, module_result, task_results,
 )
 from tests.lab.apache_site import CONTROL_HOST, ApacheSite
 from tests.lab.web import free_loopback_addresses
 
 DOMAINS = ['alpha.test', 'beta.test', 'gamma.test']
-MODULE_TASK = 'Write the policies, map files and server configuration'
 
 
 def policy(domain, mode='enforce', backups=0):
@@ -74,29 +73,12 @@ def role_vars(lab, items=None, **extra):
     return values
 
 
-def module_result(run):
-    return task_results(run, MODULE_TASK)[-1]
-
-
 def served_files(lab):
-    return snapshot(lab.path('data'), lab.apache.drop_in_path)
+    return policy_host_lab.served_files(lab, lab.apache)
 
 
-def fetch(lab, domain, path=POLICY_PATH):
-    return https_get(lab.address, 'mta-sts.' + domain, path, context=lab.ca.client_context())
-
-
-def fetch_gzip(lab, domain):
-    """GET the policy asking for gzip (which the lab's server-wide mod_deflate would apply to text/plain)."""
-    host = 'mta-sts.' + domain
-    with socket.create_connection((lab.address, 443), timeout=5) as raw:
-        context = lab.ca.client_context()
-        with context.wrap_socket(raw, server_hostname=host) as tls:
-            connection = http.client.HTTPConnection(host)
-            connection.sock = tls
-            connection.request('GET', POLICY_PATH, headers={'Host': host, 'Accept-Encoding': 'gzip, deflate'})
-            response = connection.getresponse()
-            return Answer(response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read())
+def fetch(lab, domain, path=POLICY_PATH, headers=None):
+    return https_get(lab.address, 'mta-sts.' + domain, path, context=lab.ca.client_context(), headers=headers)
 
 
 def peer_certificate(lab, server_name):
@@ -140,7 +122,7 @@ def test_first_run_serves_every_domain_from_one_host_per_certificate_and_reloads
         assert answer.body == fact[domain]['policy'].encode('utf-8')
         assert answer.version in ('TLSv1.2', 'TLSv1.3')
         # Nor its server-wide mod_deflate for text/plain: the exact bytes, whatever the client accepts.
-        gzip = fetch_gzip(lab, domain)
+        gzip = fetch(lab, domain, headers={'Accept-Encoding': 'gzip, deflate'})
         assert (gzip.status, gzip.header('content-encoding'), gzip.body) == (200, None, answer.body)
     assert fetch(lab, 'alpha.test').body == b'version: STSv1\r\nmode: enforce\r\nmx: mx1.alpha.test\r\nmax_age: 604800\r\n'
     assert certificate_names(peer_certificate(lab, 'mta-sts.gamma.test')) == ['mta-sts.beta.test', 'mta-sts.gamma.test']
@@ -167,12 +149,7 @@ def test_other_paths_answer_404(lab, first_run, path):
 
 def test_a_name_of_another_certificate_is_misdirected_and_an_unknown_name_gets_the_default_host(lab, first_run):
     # SNI picks alpha's virtual host; a Host header of beta's is refused, never answered with beta's policy.
-    with socket.create_connection((lab.address, 443), timeout=5) as raw:
-        with lab.ca.client_context().wrap_socket(raw, server_hostname='mta-sts.alpha.test') as tls:
-            connection = http.client.HTTPConnection('mta-sts.beta.test')
-            connection.sock = tls
-            connection.request('GET', POLICY_PATH, headers={'Host': 'mta-sts.beta.test'})
-            assert connection.getresponse().status == 421
+    assert fetch(lab, 'alpha.test', headers={'Host': 'mta-sts.beta.test'}).status == 421
     # Apache has no "reject the handshake": a name without a virtual host gets the first virtual host on the
     # address, which on this server (as on a Debian host with default-ssl) is not one of the role's.
     unknown = peer_certificate(lab, 'mta-sts.unknown.test')
@@ -242,18 +219,8 @@ def test_a_renewed_certificate_at_the_same_path_reloads_apache(lab, first_run):
 
 
 def _fails_and_keeps_everything(lab, items, expected, **extra):
-    before = served_files(lab)
-    reloads = lab.apache.reloads
-    served = fetch(lab, 'alpha.test').body
-    run = lab.apply(role_vars(lab, items, **extra))
-    assert run.returncode != 0, run
-    failed = [result for result in run.results if result['_status'] == 'failed'][-1]
-    for text in expected:
-        assert text in failed['msg'], failed['msg']
-    assert served_files(lab) == before
-    assert lab.apache.reloads == reloads
-    assert fetch(lab, 'alpha.test').body == served
-    return failed
+    return policy_host_lab.fails_and_keeps_everything(lab, lab.apache, role_vars(lab, items, **extra), expected,
+                                                      lambda: fetch(lab, 'alpha.test'))
 
 
 def test_a_malformed_certificate_fails_naming_the_domain_and_keeps_serving(lab, first_run):
