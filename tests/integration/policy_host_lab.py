@@ -131,6 +131,35 @@ def fails_and_keeps_everything(lab, server, role_vars, expected, fetch_alpha):
     return failed
 
 
+def second_run_changes_nothing(lab, server, role_vars):
+    """Run the role again with the ``role_vars`` of the last run: no task changes, every file stays as it was
+    (content and modification time), and ``server`` is not reloaded."""
+    before = served_files(lab, server)
+    reloads = server.reloads
+    run = lab.apply(role_vars)
+    assert run.returncode == 0, run
+    assert [result['_task'] for result in run.results if result.get('changed')] == []
+    assert module_result(run)['changed_policies'] == []
+    assert served_files(lab, server) == before
+    assert server.reloads == reloads
+
+
+def only_the_policy_file_changes(lab, server, role_vars, domain):
+    """Run the role with ``role_vars`` that change ``domain``'s policy and nothing else: only its policy file is
+    rewritten, the configuration does not change, and ``server`` is not reloaded."""
+    before = served_files(lab, server)
+    reloads = server.reloads
+    run = lab.apply(role_vars)
+    assert run.returncode == 0, run
+    result = module_result(run)
+    assert (result['changed'], result['config_changed'], result['changed_policies']) == (True, False, [domain])
+    after = served_files(lab, server)
+    path = os.path.join(lab.path('data'), 'policies', 'mta-sts.%s.txt' % domain)
+    assert [changed for changed in after if after[changed] != before[changed]] == [path]
+    assert sorted(after) == sorted(before)
+    assert server.reloads == reloads
+
+
 def task_results(run, name):
     return [result for result in run.results if result['_task'].split(' : ')[-1] == name]
 
