@@ -1,6 +1,6 @@
-"""The policy_host role's ACME certificates, issued by a real Pebble over HTTP-01 to a real nginx.
+"""The policy_host role's ACME certificates, issued by a real Pebble over HTTP-01 to a real nginx (and Apache).
 
-Pebble resolves mta-sts.<domain> through the Knot lab to nginx's address and fetches the challenge
+Pebble resolves mta-sts.<domain> through the Knot lab to the web server's address and fetches the challenge
 from the port-80 host the role brings up first. Pebble demands external account binding here, so
 every issuance also proves that the EAB options reach the account creation. community.crypto comes
 from the `ansible` package that scripts/install-deps puts under .build/ansible-pkg.
@@ -20,6 +20,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import pol
 from tests.integration.playbook import COLLECTIONS_PATH, REPO
 from tests.integration.policy_host_lab import WORKER_USER, PolicyHostLab, snapshot
 from tests.lab.knot import free_port
+from tests.lab.apache_site import ApacheSite
 from tests.lab.nginx_site import NginxSite
 from tests.lab.pebble import PebbleLab
 from tests.lab.web import free_loopback_addresses
@@ -40,14 +41,18 @@ def policy(domain):
 
 
 class AcmeLab(PolicyHostLab):
-    """The policy_host lab (Knot, a base dir the workers can enter) plus nginx and a Pebble that
-    demands external account binding and validates HTTP-01 on nginx's HTTP port."""
+    """The policy_host lab (Knot, a base dir the workers can enter) plus a web server (``backend``) and a
+    Pebble that demands external account binding and validates HTTP-01 on the server's HTTP port."""
 
-    def __init__(self):
+    def __init__(self, backend='nginx'):
         address = free_loopback_addresses(1, 443)[0]
         super().__init__(LAB_DOMAINS, address)
+        self.backend = backend
         self.http_port = free_port(address)
-        self.nginx = NginxSite(self.path('nginx'), address)
+        if backend == 'nginx':
+            self.server = NginxSite(self.path('nginx'), address)
+        else:
+            self.server = ApacheSite(self.path('apache'), address, http_port=self.http_port, ca=self.ca)
         self.pebble = None
 
     def start(self):
@@ -58,23 +63,25 @@ class AcmeLab(PolicyHostLab):
                                 validity_seconds=VALIDITY_DAYS * 86400, eab_keys={EAB_KID: EAB_KEY}).start()
         # The validate lookup trusts Pebble's issuing root only.
         self.ca_path = self.pebble.root_path
-        self.nginx.start()
+        self.server.start()
         return self
 
     def stop(self):
-        for server in (self.nginx, self.pebble):
+        for server in (self.server, self.pebble):
             if server is not None:
                 server.stop()
         super().stop()
 
     def role_vars(self, domains=DOMAINS, **overrides):
         role_vars = {
+            'policy_host_backend': self.backend,
             'policy_host_domains': [{'domain': domain, 'policy': policy(domain)} for domain in domains],
             'policy_host_data_dir': self.path('data'),
-            'policy_host_config_path': self.nginx.drop_in_path,
-            'policy_host_config_test_command': self.nginx.test_command,
-            'policy_host_reload_command': [self.nginx.reload_script],
-            'policy_host_listen_addresses': [self.address],
+            'policy_host_config_path': self.server.drop_in_path,
+            'policy_host_config_test_command': self.server.test_command,
+            'policy_host_reload_command': [self.server.reload_script],
+            # Apache's virtual hosts take the address from its Listen lines.
+            'policy_host_listen_addresses': [self.address] if self.backend == 'nginx' else ['0.0.0.0'],
             'policy_host_http_port': self.http_port,
             'policy_host_nginx_user': WORKER_USER,
             'policy_host_acme': True,
@@ -105,7 +112,7 @@ class AcmeLab(PolicyHostLab):
             return x509.load_pem_x509_certificates(handle.read())[0]
 
     def served(self, domain):
-        """The leaf nginx presents for mta-sts.<domain>, verified against Pebble's issuing root."""
+        """The leaf the web server presents for mta-sts.<domain>, verified against Pebble's issuing root."""
         context = ssl.create_default_context(cafile=self.pebble.root_path)
         with socket.create_connection((self.address, 443), timeout=5) as sock:
             with context.wrap_socket(sock, server_hostname='mta-sts.' + domain) as tls:
@@ -135,15 +142,24 @@ def changed_tasks(run):
     return [result['_task'] for result in run.results if result.get('changed')]
 
 
-@pytest.fixture(scope='module')
-def lab():
+def started(backend):
     if not os.path.isdir(os.path.join(CRYPTO_PATH, 'ansible_collections', 'community', 'crypto')):
         pytest.fail('community.crypto is missing from %s: run scripts/install-deps' % CRYPTO_PATH)
-    lab = AcmeLab()
+    lab = AcmeLab(backend)
     try:
         yield lab.start()
     finally:
         lab.stop()
+
+
+@pytest.fixture(scope='module')
+def lab():
+    yield from started('nginx')
+
+
+@pytest.fixture(scope='module')
+def apache_lab():
+    yield from started('apache')
 
 
 @pytest.fixture(scope='module')
@@ -166,7 +182,7 @@ def issued(lab, first):
 
 @pytest.fixture(scope='module')
 def second(lab, issued):
-    before = dict(lab.state(), reloads=lab.nginx.reloads)
+    before = dict(lab.state(), reloads=lab.server.reloads)
     run = lab.run()
     assert run.returncode == 0, run
     return before, run
@@ -230,7 +246,7 @@ def test_the_eab_hmac_key_never_appears_in_the_output(first):
 def test_a_rerun_with_valid_certificates_orders_nothing(second, lab):
     before, run = second
     assert changed_tasks(run) == []
-    assert dict(lab.state(), reloads=lab.nginx.reloads) == before
+    assert dict(lab.state(), reloads=lab.server.reloads) == before
 
 
 def test_certificates_near_expiry_are_renewed_with_the_same_key_and_served(renewed, lab):
@@ -309,3 +325,22 @@ def test_an_expired_certificate_is_not_served_and_is_renewed(after_expiry, lab):
     assert names(renewed) == ['mta-sts.d3.test', 'mta-sts.d4.test']
     assert lab.served('d4.test').serial_number == renewed.serial_number
     assert lab.issued_certificate('group-0001').serial_number == before['group-0001'].serial_number
+
+
+def test_apache_serves_the_acme_certificates_and_reloads_when_they_are_renewed(apache_lab):
+    # Apache reads certificates only when it loads its configuration: a renewal at the same path must reload it.
+    lab = apache_lab
+    run = lab.run(domains=DOMAINS[:2])
+    assert run.returncode == 0, run
+    first = lab.issued_certificate('group-0001')
+    assert names(first) == ['mta-sts.d1.test', 'mta-sts.d2.test']
+    for domain in DOMAINS[:2]:
+        assert lab.served(domain).serial_number == first.serial_number
+    assert lab.validate(['d2.test'])['d2.test']['valid'] is True
+    reloads = lab.server.reloads
+    run = lab.run(domains=DOMAINS[:2], policy_host_acme_renew_days=VALIDITY_DAYS + 5)
+    assert run.returncode == 0, run
+    renewed = lab.issued_certificate('group-0001')
+    assert renewed.serial_number != first.serial_number
+    assert lab.server.reloads == reloads + 1
+    assert lab.served('d1.test').serial_number == renewed.serial_number
