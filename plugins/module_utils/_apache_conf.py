@@ -121,8 +121,8 @@ def _https_vhost(certificate, private_key, sites, settings, addresses, map_path)
     lines.extend([
         _known_host_condition(),
         # no-gzip: the exact bytes and Content-Length whatever the client accepts (Debian enables mod_deflate).
-        '    RewriteRule "%s" %s [E=no-gzip:1,L]\n' % (POLICY_URL_PATTERN,
-                                                     _substitution(settings['policy_dir'], '%1')),
+        '    RewriteRule "%s" %s [E=no-gzip:1,L]\n' % (
+            POLICY_URL_PATTERN, _substitution(settings['policy_dir'], '%1')),
         '    RewriteRule "^" "-" [R=404]\n',
         '\n',
         # Location, not Directory: the grant and the media type hold for this URL in these hosts only, and
