@@ -131,6 +131,19 @@ def fails_and_keeps_everything(lab, server, role_vars, expected, fetch_alpha):
     return failed
 
 
+def every_domain_valid(lab, run, domains):
+    """Publish each domain's id from the fact of ``run``, then require the validate lookup to find each domain
+    valid, with no error finding, under that id."""
+    fact = task_results(run, 'show the fact')[-1]['policy_host_policies']
+    for domain in domains:
+        lab.publish_id(domain, fact[domain]['id'])
+    results = lab.validate(domains)
+    for domain in domains:
+        errors = [finding for finding in results[domain]['findings'] if finding['severity'] == 'error']
+        assert results[domain]['valid'] is True and errors == [], results[domain]
+        assert results[domain]['id'] == fact[domain]['id']
+
+
 def second_run_changes_nothing(lab, server, role_vars):
     """Run the role again with the ``role_vars`` of the last run: no task changes, every file stays as it was
     (content and modification time), and ``server`` is not reloaded."""

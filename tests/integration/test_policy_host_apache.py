@@ -126,14 +126,7 @@ def test_first_run_serves_every_domain_from_one_host_per_certificate_and_reloads
 
 
 def test_validate_lookup_finds_every_domain_valid(lab, first_run):
-    fact = task_results(first_run, 'show the fact')[-1]['policy_host_policies']
-    for domain in DOMAINS:
-        lab.publish_id(domain, fact[domain]['id'])
-    results = lab.validate(DOMAINS)
-    for domain in DOMAINS:
-        errors = [finding for finding in results[domain]['findings'] if finding['severity'] == 'error']
-        assert results[domain]['valid'] is True and errors == [], results[domain]
-        assert results[domain]['id'] == fact[domain]['id']
+    policy_host_lab.every_domain_valid(lab, first_run, DOMAINS)
 
 
 @pytest.mark.parametrize('path', ['/', '/.well-known/', '/.well-known/mta-sts.txt.bak', '/.well-known/MTA-STS.TXT',
