@@ -60,7 +60,7 @@ def virtual_host_addresses(listen):
     """
     out = []
     for address in listen:
-        address = '*' if address in ('0.0.0.0', '[::]', '*') else address
+        address = '*' if address in ('0.0.0.0', '[::]') else address
         if address not in out:
             out.append(address)
     return out
