@@ -72,10 +72,10 @@ class AcmeLab(PolicyHostLab):
                 server.stop()
         super().stop()
 
-    def role_vars(self, domains=DOMAINS, **overrides):
+    def role_vars(self, domains=None, **overrides):
         role_vars = {
             'policy_host_backend': self.backend,
-            'policy_host_domains': [{'domain': domain, 'policy': policy(domain)} for domain in domains],
+            'policy_host_domains': [{'domain': domain, 'policy': policy(domain)} for domain in domains or DOMAINS],
             'policy_host_data_dir': self.path('data'),
             'policy_host_config_path': self.server.drop_in_path,
             'policy_host_config_test_command': self.server.test_command,
