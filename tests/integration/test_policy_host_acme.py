@@ -327,6 +327,22 @@ def test_an_expired_certificate_is_not_served_and_is_renewed(after_expiry, lab):
     assert lab.issued_certificate('group-0001').serial_number == before['group-0001'].serial_number
 
 
+@pytest.fixture(scope='module')
+def emptied(lab, after_expiry):
+    """d2.test, the last name of group-0001, goes."""
+    issued_before = len(lab.pebble.issued())
+    run = lab.run(domains=LAB_DOMAINS[2:])
+    assert run.returncode == 0, run
+    return issued_before
+
+
+def test_a_group_left_empty_is_removed_and_nothing_is_ordered(emptied, lab):
+    assert len(lab.pebble.issued()) == emptied
+    assert sorted(name for name in os.listdir(lab.acme_dir) if name.startswith('group-')) == [
+        'group-0002.key', 'group-0002.pem']
+    assert lab.served('d4.test').serial_number == lab.issued_certificate('group-0002').serial_number
+
+
 def test_apache_serves_the_acme_certificates_and_reloads_when_they_are_renewed(apache_lab):
     # Apache reads certificates only when it loads its configuration: a renewal at the same path must reload it.
     lab = apache_lab
