@@ -9,6 +9,7 @@ import subprocess
 import threading
 
 import pytest
+from cryptography import x509
 
 from tests.integration import policy_host_lab
 from tests.integration.playbook import run_playbook
@@ -114,14 +115,7 @@ def test_first_run_serves_every_domain_and_reloads_once(lab, first_run):
 
 
 def test_validate_lookup_finds_every_domain_valid(lab, first_run):
-    fact = task_results(first_run, 'show the fact')[-1]['policy_host_policies']
-    for domain in DOMAINS:
-        lab.publish_id(domain, fact[domain]['id'])
-    results = lab.validate(DOMAINS)
-    for domain in DOMAINS:
-        errors = [finding for finding in results[domain]['findings'] if finding['severity'] == 'error']
-        assert results[domain]['valid'] is True and errors == [], results[domain]
-        assert results[domain]['id'] == fact[domain]['id']
+    policy_host_lab.every_domain_valid(lab, first_run, DOMAINS)
 
 
 @pytest.mark.parametrize('path', ['/', '/.well-known/', '/.well-known/mta-sts.txt.bak', '/.well-known/MTA-STS.TXT',
@@ -188,28 +182,14 @@ def test_tls_below_1_2_is_refused(lab, first_run):
 
 
 def test_second_run_changes_nothing_and_does_not_reload(lab, first_run):
-    before = served_files(lab)
-    run = lab.apply(role_vars(lab))
-    assert run.returncode == 0, run
-    assert [result['_task'] for result in run.results if result.get('changed')] == []
-    assert module_result(run)['changed_policies'] == []
-    assert served_files(lab) == before
+    policy_host_lab.second_run_changes_nothing(lab, lab.nginx, role_vars(lab))
     assert lab.nginx.reloads == 1
 
 
 def test_one_new_mode_changes_only_that_file_and_does_not_reload(lab, first_run):
-    before = served_files(lab)
     changed = domains(lab, **{'beta.test': {'policy': policy('beta.test', mode='testing')}})
-    run = lab.apply(role_vars(lab, changed))
-    assert run.returncode == 0, run
-    result = module_result(run)
-    assert (result['changed'], result['config_changed'], result['changed_policies']) == (True, False, ['beta.test'])
-    after = served_files(lab)
-    beta = os.path.join(lab.path('data'), 'policies', 'mta-sts.beta.test.txt')
-    assert [path for path in after if after[path] != before[path]] == [beta]
-    assert sorted(after) == sorted(before)
+    policy_host_lab.only_the_policy_file_changes(lab, lab.nginx, role_vars(lab, changed), 'beta.test')
     assert b'mode: testing' in fetch(lab, 'beta.test').body
-    assert lab.nginx.reloads == 1
 
 
 def _fails_and_keeps_everything(lab, items, expected, **extra):
@@ -335,3 +315,22 @@ def test_the_module_serves_challenges_on_port_80_for_a_domain_still_without_a_ce
     assert (run.result['changed'], run.result['config_changed']) == (True, False)
     assert os.listdir(challenges) == []
     assert run_module({}).result['changed'] is False
+
+
+def test_a_renewed_certificate_at_the_same_path_is_served_without_a_reload(lab, first_run):
+    def served_serial():
+        with socket.create_connection((lab.address, 443), timeout=5) as raw:
+            with lab.ca.client_context().wrap_socket(raw, server_hostname='mta-sts.alpha.test') as tls:
+                return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+    items = [item for item in domains(lab) if item['domain'] != 'gamma.test']
+    assert lab.apply(role_vars(lab, items)).returncode == 0  # back to the role's domains after the module test
+    before = served_serial()
+    reloads = lab.nginx.reloads
+    renewed = lab.certificate('alpha', ['mta-sts.alpha.test'])
+    assert renewed == lab.own
+    run = lab.apply(role_vars(lab, items))
+    assert run.returncode == 0, run
+    assert module_result(run)['changed'] is False
+    assert lab.nginx.reloads == reloads
+    assert served_serial() != before

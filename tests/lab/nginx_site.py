@@ -18,6 +18,7 @@ from .site_server import SiteServer
 class NginxSite(SiteServer):
     name = 'nginx'
     token_line = 'return 200 "%s";\n'
+    waits_for_old_workers = True
 
     def __init__(self, workdir, address='127.0.0.1', user='nobody nogroup'):
         super().__init__(workdir, address)

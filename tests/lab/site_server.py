@@ -32,23 +32,36 @@ _RELOAD = '''\
 import sys
 sys.path.insert(0, {repo!r})
 from tests.lab.site_server import reload
-sys.exit(reload({name!r}, {count!r}, {token_conf!r}, {token_line!r}, {command!r}, {url!r}))
+sys.exit(reload({name!r}, {count!r}, {token_conf!r}, {token_line!r}, {command!r}, {url!r}, {master_pid!r}))
 '''
 
 
-def reload(name, count_path, token_path, token_line, command, url):
+def reload(name, count_path, token_path, token_line, command, url, master_pid=None):
     """Count the reload, load a new token, run ``command``, wait until the control server at ``url`` answers
-    the new token. Returns None, or why it failed (the reload script's exit message)."""
+    the new token and, given the ``master_pid`` (nginx), until the master's old workers are gone: until they
+    handle the signal they still accept connections with the old configuration (seen with nginx 1.22: the
+    first request after the new token answered could get the old worker's 404). Returns None, or why it failed
+    (the reload script's exit message)."""
     with open(count_path, 'a') as handle:
         handle.write('reload\n')
+    old_workers = _children(master_pid) if master_pid else []
     token = new_token(token_path, token_line)
     subprocess.run(command, check=True)
     deadline = time.monotonic() + RELOAD_TIMEOUT
-    while time.monotonic() < deadline:
-        if control_answer(url) == token:
-            return None
+    while control_answer(url) != token:
+        if time.monotonic() > deadline:
+            return '%s did not load the new configuration within %s s' % (name, RELOAD_TIMEOUT)
         time.sleep(0.02)
-    return '%s did not load the new configuration within %s s' % (name, RELOAD_TIMEOUT)
+    while any(os.path.exists('/proc/%d' % pid) for pid in old_workers):
+        if time.monotonic() > deadline:
+            return '%s: old workers %s still running after %s s' % (name, old_workers, RELOAD_TIMEOUT)
+        time.sleep(0.01)
+    return None
+
+
+def _children(pid):
+    with open('/proc/%d/task/%d/children' % (pid, pid)) as handle:
+        return [int(child) for child in handle.read().split()]
 
 
 def new_token(path, line):
@@ -79,6 +92,8 @@ class SiteServer(ProcessServer):
     _start_timeout = START_TIMEOUT
     name = None
     token_line = None
+    # Whether the reload script waits until the workers of before the reload are gone (see reload()).
+    waits_for_old_workers = False
 
     def __init__(self, workdir, address):
         super().__init__()
@@ -121,11 +136,14 @@ class SiteServer(ProcessServer):
         os.makedirs(self.workdir, exist_ok=True)
         self._write_config()
         self._token = new_token(self._path('token.conf'), self.token_line)
+
+    def _write_reload_script(self):
+        # After the start: the script may need the master's pid.
         with open(self.reload_script, 'w') as handle:
             handle.write(_RELOAD.format(
                 python=sys.executable, repo=REPO, name=self.name, count=self.reload_count_path,
                 token_conf=self._path('token.conf'), token_line=self.token_line, command=self.reload_command,
-                url=self._control_url()))
+                url=self._control_url(), master_pid=self._proc.pid if self.waits_for_old_workers else None))
         os.chmod(self.reload_script, stat.S_IRWXU)
 
     def start(self):
@@ -137,6 +155,7 @@ class SiteServer(ProcessServer):
         began = time.monotonic()
         with open(self.error_log_path, 'ab') as log:
             self._spawn(self.start_command, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+        self._write_reload_script()
         self._await_ready(began)
         return self
 
