@@ -130,7 +130,9 @@ def measure(count, template_max):
         tasks = role_tasks(site, items, os.path.join(base, 'data'), address)
         rows['role, first converge'], run = timed(tasks, play_dir)
         served = fact_from(run)
-        rows['role, no-change re-run'], _ = timed(tasks, play_dir)
+        rows['role, no-change re-run'], run = timed(tasks, play_dir)
+        if any(result.get('changed') for result in run.results):
+            raise SystemExit('the no-change re-run changed something')
         reloads_before = site.reloads
         begin = time.monotonic()
         subprocess.run([site.reload_script], check=True)
@@ -139,8 +141,8 @@ def measure(count, template_max):
         spot_check(ca_path, address, items, served)
         if count <= template_max:
             plain = template_tasks(items, os.path.join(base, 'plain'), base)
-            rows['template loop, first run'], _ = timed(plain, play_dir)
-            rows['template loop, no-change re-run'], _ = timed(plain, play_dir)
+            rows['template loop, first run'] = timed(plain, play_dir)[0]
+            rows['template loop, no-change re-run'] = timed(plain, play_dir)[0]
         return rows
     finally:
         site.stop()

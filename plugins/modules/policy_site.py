@@ -18,7 +18,7 @@ description:
   - One run handles every domain. Everything is checked before anything is written; after writing, O(test_command)
     runs when the configuration changed, and a failure restores every file written in the run.
   - The module never reloads the server. A changed policy file needs no reload; a changed configuration does
-    (RV(config_changed)). The M(mailsec.mta_sts.policy_host) role does both; see docs/policy-host.md for the nginx
+    (RV(config_changed)). The C(mailsec.mta_sts.policy_host) role does both; see docs/policy-host.md for the nginx
     design (one server for every domain, certificates picked by SNI through a map).
 extends_documentation_fragment:
   - mailsec.mta_sts.attributes
