@@ -81,6 +81,7 @@ $(CHECKDMARC_VENV)/.installed:
 bench: deps $(COLLECTION_LINK) $(CHECKDMARC_VENV)/.installed
 	$(PYTHON) bench/record_updates.py
 	$(PYTHON) bench/validate_bulk.py --domains 200 --delay-ms 20 --checkdmarc-venv $(CHECKDMARC_VENV)
+	$(PYTHON) bench/policy_host.py --domains 10,100,1000 --template-max 100
 
 build: $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/ansible-galaxy collection build --force --output-path .build/dist
