@@ -87,6 +87,15 @@ class S3PolicyStore(object):
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(attempt, items))
 
+    def _each(self, function, keys):
+        """``{key: function(key)}`` for every key, side by side; the first failure is raised."""
+        found = {}
+        for key, result in self._parallel(function, keys):
+            if isinstance(result, Exception):
+                raise result
+            found[key] = result
+        return found
+
     def head(self, key):
         """What S3 holds at ``key`` (Stored), or None when there is no object."""
         answer = self._call('head_object', key, missing=True, Key=key, ChecksumMode='ENABLED')
@@ -97,24 +106,14 @@ class S3PolicyStore(object):
 
     def read(self, keys):
         """``{key: Stored or None}`` for every key; the first failure is raised."""
-        found = {}
-        for key, result in self._parallel(self.head, keys):
-            if isinstance(result, Exception):
-                raise result
-            found[key] = result
-        return found
+        return self._each(self.head, keys)
 
     def texts(self, keys):
         """``{key: text}`` of the objects at ``keys`` (for the diff); bytes that are no UTF-8 are shown escaped."""
         def get(key):
             answer = self._call('get_object', key, Key=key, Range='bytes=0-%d' % (MAX_POLICY_BYTES - 1))
             return answer['Body'].read().decode('utf-8', 'backslashreplace')
-        found = {}
-        for key, result in self._parallel(get, keys):
-            if isinstance(result, Exception):
-                raise result
-            found[key] = result
-        return found
+        return self._each(get, keys)
 
     def upload(self, objects, cache_control):
         """Put every object; returns ``(uploaded objects, [(object, error)])``."""

@@ -19,13 +19,13 @@ import errno
 import ipaddress
 import os
 import re
-import tempfile
 
 from collections import namedtuple
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _apache_conf, _certs, _nginx_conf
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import normalize_domain
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._files import replace_file
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id, policy_text
 
 Site = namedtuple('Site', ['domain', 'host', 'policy_path', 'certificate', 'private_key'])
@@ -299,16 +299,7 @@ def write_atomic(path, text):
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, DIR_MODE)
-    handle, temp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.')
-    try:
-        with os.fdopen(handle, 'wb') as out:
-            out.write(text.encode('utf-8', 'surrogateescape'))
-        os.chmod(temp, FILE_MODE)
-        os.rename(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    replace_file(path, text.encode('utf-8', 'surrogateescape'), FILE_MODE)
 
 
 def stale_files(directory, wanted, pattern=None):

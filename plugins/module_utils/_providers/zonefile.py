@@ -14,10 +14,9 @@ __metaclass__ = type
 
 import datetime
 import os
-import stat
-import tempfile
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._files import replace_file
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider, parent_names
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._zonefile import ZoneFileError, apply_changes, parse, read_names
 
@@ -114,35 +113,7 @@ def _read_bytes(path):
 
 def _replace(path, data):
     """Write ``data`` over ``path`` in one step, keeping its mode (and owner when root)."""
-    # A symlinked zone file stays a symlink: the file it points to is replaced.
-    path = os.path.realpath(path)
-    directory = os.path.dirname(path)
     try:
-        info = os.stat(path)
-        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+        replace_file(path, data)
     except OSError as exc:
         raise ProviderError('cannot write zone file %s: %s' % (path, exc.strerror or exc))
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, stat.S_IMODE(info.st_mode))
-        if os.geteuid() == 0:
-            os.chown(tmp, info.st_uid, info.st_gid)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ProviderError('cannot write zone file %s: %s' % (path, exc.strerror or exc))
-    # Without this the rename itself may not survive a crash.
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
