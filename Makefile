@@ -11,7 +11,7 @@ BUILD_REQUIREMENT := ansible-core>=2.16
 OLDEST_CORE_VENV := .build/venv-core-2.16
 OLDEST_CORE_REQUIREMENT := ansible-core>=2.16,<2.17
 
-.PHONY: deps test units integration lint changelog-lint docs-lint docsite sanity sanity-oldest demo bench build clean
+.PHONY: deps test units integration postfix-tests lint changelog-lint docs-lint docsite sanity sanity-oldest demo bench build clean
 
 deps:
 	scripts/install-deps
@@ -33,6 +33,7 @@ $(OLDEST_CORE_VENV)/.installed: REQUIREMENT = $(OLDEST_CORE_REQUIREMENT)
 
 test: deps $(COLLECTION_LINK) $(OLDEST_CORE_VENV)/.installed
 	$(PYTHON) -m pytest
+	scripts/lab-netns $(PYTHON) -m pytest tests/postfix
 	$(MAKE) --no-print-directory lint changelog-lint docs-lint sanity sanity-oldest DEPS_DONE=1
 
 # Inside `make test`, deps ran already.
@@ -43,6 +44,10 @@ units: deps $(COLLECTION_LINK)
 
 integration: deps $(COLLECTION_LINK)
 	$(PYTHON) -m pytest tests/lab tests/integration
+
+# The Postfix tests take 127.0.0.1:25, :53 and :443: each run in a network namespace of its own.
+postfix-tests: deps $(COLLECTION_LINK)
+	scripts/lab-netns $(PYTHON) -m pytest tests/postfix
 
 lint: $(GATE_DEPS)
 	@$(VENV_PATH) $(VENV)/bin/ansible-lint || { \

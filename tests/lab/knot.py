@@ -22,8 +22,10 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.DNSKEY
 import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
@@ -36,6 +38,19 @@ from ._service import STOP_TIMEOUT, LoopbackEndpoint, ProcessServer  # noqa: F40
 KEY_ALGORITHM = 'hmac-sha256'
 KEY_NAME = 'mailsec-lab'
 START_TIMEOUT = 10.0
+# Keys made at once when a signed zone loads (automatic key management), one
+# combined key per zone (the KSK is also the ZSK: one trust anchor, no
+# rollover to wait for), ECDSA P-256 because it signs fast.
+SIGNING_POLICY_ID = 'mailsec_lab'
+SIGNING_POLICY = [
+    'policy:',
+    f'  - id: {SIGNING_POLICY_ID}',
+    '    algorithm: ecdsap256sha256',
+    '    single-type-signing: on',
+    '    nsec3: off',
+    '    dnskey-ttl: 300',
+    '',
+]
 
 
 class LabError(RuntimeError):
@@ -88,13 +103,18 @@ class KnotLab(LoopbackEndpoint, ProcessServer):
 
     Dynamic updates and zone transfers are allowed only with a per-lab
     random TSIG key (``key_name``/``key_secret``/``key_algorithm``).
+
+    ``signed_zones`` (a subset of ``zones``) are DNSSEC-signed by Knot
+    itself: one ECDSA P-256 key per zone, made when the zone loads, and
+    every dynamic update re-signed at once.  ``ksk(zone)`` is the key a
+    validating resolver takes as its trust anchor.
     """
 
     _error = LabError
     _start_timeout = START_TIMEOUT
     _no_log = '(no knot log)'
 
-    def __init__(self, workdir, zones, port=None, address='127.0.0.1'):
+    def __init__(self, workdir, zones, port=None, address='127.0.0.1', signed_zones=()):
         _check_loopback(address)
         super().__init__()
         if not zones:
@@ -103,6 +123,10 @@ class KnotLab(LoopbackEndpoint, ProcessServer):
         self._zones = [z.rstrip('.').lower() for z in zones]
         if len(set(self._zones)) != len(self._zones):
             raise ValueError('duplicate zones')
+        self._signed_zones = [z.rstrip('.').lower() for z in signed_zones]
+        unknown = sorted(set(self._signed_zones) - set(self._zones))
+        if unknown:
+            raise ValueError(f'signed_zones must be among zones; not a zone: {unknown}')
         self._address = address
         self._port = port
         # 32 random bytes, the size of an HMAC-SHA256 output (RFC 8945 4.5.2).
@@ -126,6 +150,10 @@ class KnotLab(LoopbackEndpoint, ProcessServer):
     @property
     def zones(self):
         return list(self._zones)
+
+    @property
+    def signed_zones(self):
+        return list(self._signed_zones)
 
     @property
     def keyring(self):
@@ -208,9 +236,14 @@ class KnotLab(LoopbackEndpoint, ProcessServer):
             '    journal-content: changes',
             '    acl: lab_key',
             '',
-            'zone:',
         ]
-        lines += [f'  - domain: {zone}.' for zone in self._zones]
+        if self._signed_zones:
+            lines += SIGNING_POLICY
+        lines.append('zone:')
+        for zone in self._zones:
+            lines.append(f'  - domain: {zone}.')
+            if zone in self._signed_zones:
+                lines += ['    dnssec-signing: on', f'    dnssec-policy: {SIGNING_POLICY_ID}']
         return '\n'.join(lines) + '\n'
 
     def _write_files(self):
@@ -280,14 +313,17 @@ class KnotLab(LoopbackEndpoint, ProcessServer):
         # other server that grabbed the port answers BADKEY or BADSIG.
         # TCP, because a refused connection fails at once while a UDP query
         # to a port nobody listens on yet just times out.
-        q = dns.message.make_query(zone + '.', 'SOA')
+        # A zone to be signed is ready once its SOA comes with an RRSIG.
+        signed = zone in self._signed_zones
+        q = dns.message.make_query(zone + '.', 'SOA', want_dnssec=signed)
         q.use_tsig(self.keyring, algorithm=dns.tsig.HMAC_SHA256)
         try:
             r = dns.query.tcp(q, self._address, port=self._port, timeout=1)
         except (OSError, EOFError, dns.exception.DNSException):
             return False
-        return r.rcode() == dns.rcode.NOERROR and any(
-            rr.rdtype == dns.rdatatype.SOA for rr in r.answer)
+        types = {rr.rdtype for rr in r.answer}
+        return r.rcode() == dns.rcode.NOERROR and dns.rdatatype.SOA in types and (
+            not signed or dns.rdatatype.RRSIG in types)
 
     def stop(self):
         """Terminate knotd and wait for it to exit (killing it if it hangs)."""
@@ -302,6 +338,14 @@ class KnotLab(LoopbackEndpoint, ProcessServer):
         """Add records (presentation lines with owner, TTL, class, type, data)
         to ``zone`` in one TSIG-signed UPDATE; raise LabError unless NOERROR.
         """
+        return self._update(zone, lines, dns.update.UpdateMessage.add)
+
+    def remove_records(self, zone, lines):
+        """Delete the records given as presentation lines (as for
+        ``add_records``; the TTL is ignored) from ``zone`` in one UPDATE."""
+        return self._update(zone, lines, dns.update.UpdateMessage.delete)
+
+    def _update(self, zone, lines, operation):
         if isinstance(lines, str):
             lines = [lines]
         origin = dns.name.from_text(zone)
@@ -309,7 +353,7 @@ class KnotLab(LoopbackEndpoint, ProcessServer):
                                           keyalgorithm=dns.tsig.HMAC_SHA256)
         for line in lines:
             rrset = _rrset_from_line(line, origin)
-            update.add(rrset.name, rrset)
+            operation(update, rrset.name, rrset)
         response = dns.query.tcp(update, self._address, port=self._port, timeout=5)
         if response.rcode() != dns.rcode.NOERROR:
             raise LabError(f'update of {zone} refused: {dns.rcode.to_text(response.rcode())}')
@@ -330,6 +374,19 @@ class KnotLab(LoopbackEndpoint, ProcessServer):
         return sorted(rd.to_text() for rrset in r.answer
                       if rrset.name == qname and rrset.rdtype == wanted
                       for rd in rrset)
+
+    def ksk(self, zone):
+        """The signed ``zone``'s key-signing key (flags 257) as a DNSKEY
+        rdata, read from Knot: what a resolver's trust anchor holds."""
+        zone = zone.rstrip('.').lower()
+        if zone not in self._signed_zones:
+            raise LabError(f'{zone} is not a signed zone of this lab')
+        keys = [rd for rd in (dns.rdata.from_text('IN', 'DNSKEY', text)
+                              for text in self.query(zone + '.', 'DNSKEY'))
+                if rd.flags & dns.rdtypes.ANY.DNSKEY.SEP]
+        if len(keys) != 1:
+            raise LabError(f'{zone}: expected one key-signing key, Knot has {len(keys)}')
+        return keys[0]
 
     def axfr(self, zone):
         """Whole zone as a ``dns.zone.Zone`` via TSIG-signed AXFR."""
