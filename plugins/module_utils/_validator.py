@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import ipaddress
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -124,9 +125,9 @@ def validate(terms, expect=None, nameservers=None, authoritative=False, timeout=
     return [evaluate(fact, item[1], now=now, expiry_warning_days=expiry_warning_days) for fact, item in zip(facts, parsed)]
 
 
-def _probe_all(pool, resolver, hosts, ca_path, timeout):
+def _probe_all(pool, resolver, hosts, ca_path, timeout, addresses=None):
     """The STARTTLS probe of each host, in order, on ``pool``."""
-    return list(pool.map(lambda host: probe_mx(resolver, host, ca_path=ca_path, timeout=timeout), hosts))
+    return list(pool.map(lambda host: probe_mx(resolver, host, ca_path=ca_path, timeout=timeout, addresses=addresses), hosts))
 
 
 def _now(now):
@@ -148,13 +149,23 @@ def parse_hosts(hosts):
     return parsed
 
 
+def _parse_address(address):
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        raise ValidationError('address', address, 'must be an IPv4 or IPv6 address')
+
+
 def probe_hosts(hosts, nameservers=None, authoritative=False, timeout=10.0, ca_path=None, concurrency=32,
-                expiry_warning_days=EXPIRY_WARNING_DAYS, now=None):
-    """One result per host, in order: the STARTTLS probe of each, judged as an MX under an enforce policy."""
+                expiry_warning_days=EXPIRY_WARNING_DAYS, now=None, address=None):
+    """One result per host, in order: the STARTTLS probe of each, judged as an MX under an enforce policy.
+
+    With ``address`` every host is probed there instead of at the addresses its name resolves to."""
     check_options(dict(nameservers=nameservers, timeout=timeout, concurrency=concurrency, expiry_warning_days=expiry_warning_days))
     parsed = parse_hosts(hosts)
+    addresses = [_parse_address(address)] if address else None
     resolver = Resolver(nameservers=nameservers, authoritative=authoritative, timeout=timeout)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        probes = _probe_all(pool, resolver, parsed, ca_path, timeout)
+        probes = _probe_all(pool, resolver, parsed, ca_path, timeout, addresses)
     now = _now(now)
     return [probe_result(host, probe, now, expiry_warning_days) for host, probe in zip(parsed, probes)]

@@ -30,6 +30,12 @@ options:
     required: true
     type: list
     elements: str
+  address:
+    description:
+      - Connect to this IP address for every host instead of the addresses its name resolves to, to check a
+        server's names on that server (for example before DNS points at it). The certificate is still checked
+        against each host name.
+    type: str
 author:
   - mailsec maintainers (@mailsec)
 seealso:
@@ -99,7 +105,8 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import 
 
 
 def main():
-    run_check_module('hosts', dict(type='list', elements='str', required=True), PROBE_OPTIONS, probe_hosts)
+    options = dict(PROBE_OPTIONS, address=dict(type='str'))
+    run_check_module('hosts', dict(type='list', elements='str', required=True), options, probe_hosts)
 
 
 if __name__ == '__main__':
