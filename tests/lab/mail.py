@@ -7,10 +7,14 @@ written.  Every MX is an ``smtpd`` listener of its own in ``master.cf``
 (``127.0.0.21:25 inet ... smtpd -o ...``) with its own host name, TLS level
 and certificate, so one ``master`` serves many MX hosts on one port.
 
-Postfix here only answers: every recipient is rejected
+By default Postfix here only answers: every recipient is rejected
 (``smtpd_recipient_restrictions = reject``), all transports are ``error``,
 ``relayhost`` is empty and there is no ``smtp`` client service, so no mail
-can be accepted, queued or sent.  Nothing listens beyond the MX addresses.
+can be accepted, queued or sent.  With ``accept=True`` the MX hosts take
+mail from 127.0.0.0/8 for any recipient and hand it to the ``discard``
+transport: the sender sees ``250 ... queued as``, the lab's log shows the
+message (``cleanup ... message-id=<...>``, ``discard ... status=sent``) and
+still nothing leaves.  Nothing listens beyond the MX addresses.
 
 Layout of the work directory::
 
@@ -164,11 +168,12 @@ class MailLab(ProcessServer):
     _start_timeout = START_TIMEOUT
     _no_log = '(no Postfix log)'
 
-    def __init__(self, workdir, ca, myhostname='mx.lab.invalid'):
+    def __init__(self, workdir, ca, myhostname='mx.lab.invalid', accept=False):
         super().__init__()
         self.workdir = os.path.abspath(workdir)
         self.ca = ca
         self.myhostname = check_host(myhostname)
+        self.accept = accept
         self._mx = {}
         self._token = None
         self.stop_seconds = None
@@ -211,6 +216,12 @@ class MailLab(ProcessServer):
         """``[(address, port, kind, name)]`` of the configured MX listeners."""
         return [(m.address, m.port, m.kind, m.name) for m in self._mx.values()]
 
+    def certificate(self, address, port=25):
+        """The PEM chain (bytes) the MX on ``address:port`` presents; issued
+        at the first ``start()``, kept across restarts (None before)."""
+        pair = self._mx[(check_loopback(address), int(port))].pair
+        return pair and pair[0]
+
     # -- configuration -------------------------------------------------------
 
     def _path(self, *parts):
@@ -224,71 +235,80 @@ class MailLab(ProcessServer):
     def log_path(self):
         return self._path('maillog')
 
-    def main_cf(self):
+    def main_settings(self):
+        """main.cf as ``{name: value}``, in file order (subclasses change it)."""
         ipv6 = any(':' in m.address for m in self._mx.values())
-        error = 'error:5.7.1 mailsec lab delivers nothing'
-        return '\n'.join([
-            '# Written by tests/lab/mail.py: answers SMTP, accepts and sends nothing.',
-            'compatibility_level = 3.6',
-            f'queue_directory = {self._path("queue")}',
+        final = ('discard:accepted-by-mailsec-lab' if self.accept
+                 else 'error:5.7.1 mailsec lab delivers nothing')
+        return {
+            'compatibility_level': '3.6',
+            'queue_directory': self._path('queue'),
             # Relative to queue_directory, where master is when it opens
             # master.lock as mail_owner (see the module docstring).
-            'data_directory = data',
-            'mail_owner = postfix',
-            'setgid_group = postdrop',
-            f'myhostname = {self.myhostname}',
-            'mydomain = lab.invalid',
-            'myorigin = $myhostname',
-            'mydestination =',
-            'relay_domains =',
-            'relayhost =',
-            'inet_interfaces = loopback-only',
-            f'inet_protocols = {"all" if ipv6 else "ipv4"}',
-            'mynetworks = 127.0.0.0/8 [::1]/128',
-            f'default_transport = {error}',
-            f'relay_transport = {error}',
-            f'local_transport = {error}',
-            f'virtual_transport = {error}',
-            'local_recipient_maps =',
-            'alias_maps =',
-            'alias_database =',
-            'smtpd_relay_restrictions = reject',
-            'smtpd_recipient_restrictions = reject',
-            'smtpd_peername_lookup = no',
-            f'smtpd_banner = $myhostname ESMTP Postfix (mailsec lab {self._token})',
-            'disable_vrfy_command = yes',
-            'biff = no',
-            'append_dot_mydomain = no',
-            'smtpd_tls_security_level = none',
-            'smtpd_tls_cert_file =',
-            'smtpd_tls_key_file =',
-            'smtpd_tls_chain_files =',
-            'smtpd_tls_session_cache_database =',
-            'smtpd_tls_loglevel = 1',
-            'smtp_tls_security_level = none',
-            f'maillog_file_prefixes = {self.workdir}',
-            f'maillog_file = {self.log_path}',
-            '',
-        ])
+            'data_directory': 'data',
+            'mail_owner': 'postfix',
+            'setgid_group': 'postdrop',
+            'myhostname': self.myhostname,
+            'mydomain': 'lab.invalid',
+            'myorigin': '$myhostname',
+            'mydestination': '',
+            'relay_domains': '',
+            'relayhost': '',
+            'inet_interfaces': 'loopback-only',
+            'inet_protocols': 'all' if ipv6 else 'ipv4',
+            'mynetworks': '127.0.0.0/8 [::1]/128',
+            'default_transport': final,
+            'relay_transport': final,
+            'local_transport': final,
+            'virtual_transport': final,
+            'local_recipient_maps': '',
+            'alias_maps': '',
+            'alias_database': '',
+            'smtpd_relay_restrictions': 'permit_mynetworks, reject' if self.accept else 'reject',
+            'smtpd_recipient_restrictions': 'permit_mynetworks, reject' if self.accept else 'reject',
+            'smtpd_peername_lookup': 'no',
+            'smtpd_banner': f'$myhostname ESMTP Postfix (mailsec lab {self._token})',
+            'disable_vrfy_command': 'yes',
+            'biff': 'no',
+            'append_dot_mydomain': 'no',
+            'smtpd_tls_security_level': 'none',
+            'smtpd_tls_cert_file': '',
+            'smtpd_tls_key_file': '',
+            'smtpd_tls_chain_files': '',
+            'smtpd_tls_session_cache_database': '',
+            'smtpd_tls_loglevel': '1',
+            'smtp_tls_security_level': 'none',
+            'maillog_file_prefixes': self.workdir,
+            'maillog_file': self.log_path,
+        }
 
-    def master_cf(self):
-        lines = ['# Written by tests/lab/mail.py. One smtpd per MX, nothing chrooted.']
-        for m in sorted(self._mx.values(), key=lambda m: (m.address, m.port)):
-            lines += [
-                f'{m.endpoint} inet n - n - - smtpd',
-                f'  -o syslog_name=postfix/{m.address}',
-                f'  -o myhostname={m.name}',
-            ]
-            if m.kind == 'no_starttls':
-                lines.append('  -o smtpd_tls_security_level=none')
-            else:
-                key, crt = self._path('tls', m.stem + '.key'), self._path('tls', m.stem + '.crt')
-                lines += ['  -o smtpd_tls_security_level=may',
-                          f'  -o smtpd_tls_chain_files={key},{crt}']
-                if m.kind == 'old_tls':
-                    lines += ['  -o smtpd_tls_protocols=<=TLSv1', '  -o tls_high_cipherlist=DEFAULT:@SECLEVEL=0',
-                              '  -o smtpd_tls_ciphers=high']
-        lines += [
+    def main_cf(self):
+        what = 'accepts and discards' if self.accept else 'accepts and sends nothing'
+        return '\n'.join([f'# Written by {type(self).__module__}: answers SMTP, {what}.']
+                         + [f'{name} = {value}'.rstrip() for name, value in self.main_settings().items()]
+                         + [''])
+
+    def listener_lines(self, m):
+        """The master.cf lines of the smtpd for MX ``m``."""
+        lines = [
+            f'{m.endpoint} inet n - n - - smtpd',
+            f'  -o syslog_name=postfix/{m.address}',
+            f'  -o myhostname={m.name}',
+        ]
+        if m.kind == 'no_starttls':
+            lines.append('  -o smtpd_tls_security_level=none')
+        else:
+            key, crt = self._path('tls', m.stem + '.key'), self._path('tls', m.stem + '.crt')
+            lines += ['  -o smtpd_tls_security_level=may',
+                      f'  -o smtpd_tls_chain_files={key},{crt}']
+            if m.kind == 'old_tls':
+                lines += ['  -o smtpd_tls_protocols=<=TLSv1', '  -o tls_high_cipherlist=DEFAULT:@SECLEVEL=0',
+                          '  -o smtpd_tls_ciphers=high']
+        return lines
+
+    def services(self):
+        """The master.cf lines of the internal services (besides the listeners)."""
+        return [
             'postlog   unix-dgram n - n - 1 postlogd',
             'tlsmgr    unix - - n 1000? 1 tlsmgr',
             'anvil     unix - - n - 1 anvil',
@@ -302,9 +322,13 @@ class MailLab(ProcessServer):
             'retry     unix - - n - - error',
             'proxymap  unix - - n - - proxymap',
             'scache    unix - - n - 1 scache',
-            '',
-        ]
-        return '\n'.join(lines)
+        ] + (['discard   unix - - n - - discard'] if self.accept else [])
+
+    def master_cf(self):
+        lines = [f'# Written by {type(self).__module__}. One smtpd per listener, nothing chrooted.']
+        for m in sorted(self._mx.values(), key=lambda m: (m.address, m.port)):
+            lines += self.listener_lines(m)
+        return '\n'.join(lines + self.services() + [''])
 
     def _write_files(self):
         pw = pwd.getpwnam('postfix')
