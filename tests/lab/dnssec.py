@@ -60,6 +60,8 @@ class DnssecLab:
         self.signed_probe = self.signed_zones[0]
         self.bogus_name = f'www.{self.bogus_zone}' if self.bogus_zone else None
         self.resolv_conf_path = os.path.join(self.workdir, 'resolv.conf')
+        # /etc/resolv.conf as it was before bind_resolv_conf covered it.
+        self.machine_resolv_conf = None
 
     def trust_anchors(self):
         """unbound's ``trust-anchor`` lines: the real KSK of each signed
@@ -121,6 +123,8 @@ class DnssecLab:
         would change name resolution for the whole machine.
         """
         require_private_namespace('DnssecLab.bind_resolv_conf')
+        with open(RESOLV_CONF, 'rb') as f:
+            self.machine_resolv_conf = f.read()
         subprocess.run(['mount', '--bind', self.resolv_conf_path, RESOLV_CONF], check=True)
         try:
             yield self.resolv_conf_path
