@@ -51,3 +51,13 @@ attributes:
     membership:
       - mailsec.mta_sts.validate
 '''
+
+    # Members of the postfix action group (meta/runtime.yml).
+    POSTFIX_GROUP = r'''
+attributes:
+  action_group:
+    description: Use C(group/mailsec.mta_sts.postfix) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - mailsec.mta_sts.postfix
+'''

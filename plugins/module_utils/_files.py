@@ -7,9 +7,21 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import os
 import stat
 import tempfile
+
+
+def read_text(path):
+    """A file's current content (str; undecodable bytes kept as surrogates), or None when it does not exist."""
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read().decode('utf-8', 'surrogateescape')
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
 
 
 def replace_file(path, data, mode=None):

@@ -324,11 +324,22 @@ _PROTOCOL = re.compile(r'(?:(?:>=|<=)?TLSv1(?:\.[0-3])?|!(?:SSLv2|SSLv3|TLSv1(?:
 _LISTEN = re.compile(r'(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]|localhost):\d{1,5}\Z')
 
 
+# Everything plan_tls may set or reads, for one `postconf name...` call.
+MANAGED_SETTINGS = (
+    'smtp_tls_CAfile', 'smtp_tls_CApath', 'smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_dns_support_level',
+    'dnssec_probe', 'smtpd_tls_chain_files', 'smtpd_tls_security_level', 'smtpd_tls_protocols',
+    'smtpd_tls_mandatory_protocols', 'tls_server_sni_maps', 'smtp_tlsrpt_enable', 'smtp_tlsrpt_socket_name',
+    'smtp_tls_enforce_sts_mx_patterns', 'requiretls_enable', 'default_database_type', 'daemon_directory',
+)
+
+
 class Plan(object):
     """Everything one run wants: main.cf ``settings`` (name -> value), map ``tables`` (path -> dict of text,
-    table type and postmap flags), the DANE ``master`` entry (``(service, line)`` or None) and ``features``."""
+    table type and postmap flags), the DANE ``master`` entry (``(service, line)`` or None), ``features``, and the
+    normalised inbound ``certificates`` (their files are checked at the edge)."""
 
-    def __init__(self, settings, tables, master, features, policy_maps):
+    def __init__(self, settings, tables, master, features, policy_maps, certificates):
+        self.certificates = certificates
         self.settings = settings
         self.tables = tables
         self.master = master
@@ -438,4 +449,4 @@ def plan_tls(params, current, defaults, tlsrpt_built=None):
     if dane_on:
         service = dane['service']
         master = ('%s/inet' % service['listen'], master_entry(service['listen'], service['user'], service['argv']))
-    return Plan(settings, tables, master, features, policy_maps)
+    return Plan(settings, tables, master, features, policy_maps, certificates)

@@ -25,7 +25,7 @@ from collections import namedtuple
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _apache_conf, _certs, _nginx_conf
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import normalize_domain
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._files import replace_file
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._files import read_text, replace_file
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id, policy_text
 
 Site = namedtuple('Site', ['domain', 'host', 'policy_path', 'certificate', 'private_key'])
@@ -282,17 +282,6 @@ def reader_ids(name):
 
 
 # --- the edge: compare, write, test, restore ---
-
-def read_text(path):
-    """A file's current content (str), or None when it does not exist."""
-    try:
-        with open(path, 'rb') as handle:
-            return handle.read().decode('utf-8', 'surrogateescape')
-    except (IOError, OSError) as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise
-
 
 def write_atomic(path, text):
     """Replace ``path`` with ``text`` (mode 0644) by a rename, so a reader sees the old file or the new one."""
