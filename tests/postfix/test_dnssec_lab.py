@@ -16,7 +16,6 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.query
-import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
