@@ -7,8 +7,6 @@ and Postfix's own socketmap client are in tests/postfix/test_dane_policy_live.py
 
 import importlib.util
 import io
-import socket
-import threading
 import time
 import os
 
@@ -19,6 +17,7 @@ import dns.rrset
 import pytest
 
 from tests.conftest import REPO
+from tests.unit.plugins.module_utils.test_live import nameservers  # noqa: F401 pylint: disable=unused-import
 
 SCRIPT = os.path.join(REPO, 'roles', 'postfix', 'files', 'mailsec_dane_policy.py')
 _spec = importlib.util.spec_from_file_location('mailsec_dane_policy', SCRIPT)
@@ -328,87 +327,46 @@ def test_read_answer_nodata_and_nxdomain_keep_the_ad_bit():
     assert (nx.status, nx.secure) == ('nxdomain', True)
 
 
-# DnsLookup against a small responder on a loopback port: the DO bit goes out, the AD bit comes back.
+# DnsLookup against a nameserver on a loopback port: the DO bit goes out, the AD bit comes back.
 
-class Responder(object):
-    """A UDP DNS responder on 127.0.0.1 whose replies ``answer(query)`` makes (None: stay silent)."""
-
-    def __init__(self, answer):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(('127.0.0.1', 0))
-        self.port = self.sock.getsockname()[1]
-        self.answer = answer
-        self.queries = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while True:
-            try:
-                wire, peer = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            query = dns.message.from_wire(wire)
-            self.queries.append(query)
-            reply = self.answer(query)
-            if reply is not None:
-                self.sock.sendto(reply.to_wire(), peer)
-
-    def close(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def responder():
-    made = []
-
-    def make(answer):
-        made.append(Responder(answer))
-        return made[-1]
-    yield make
-    for one in made:
-        one.close()
-
-
-def tlsa_reply(query):
+def tlsa_reply(query, _count=None):
     reply = dns.message.make_response(query)
     reply.flags |= dns.flags.AD
     reply.answer.append(dns.rrset.from_text(query.question[0].name, 300, 'IN', 'TLSA', '3 1 1 ' + SHA256.hex()))
     return reply
 
 
-def test_dns_lookup_sets_do_and_reads_ad(responder):
-    server = responder(tlsa_reply)
-    lookup = policy.DnsLookup(['127.0.0.1:%d' % server.port], timeout=5)()
+def test_dns_lookup_sets_do_and_reads_ad(nameservers):
+    server = nameservers(tlsa_reply)
+    lookup = policy.DnsLookup([server.address], timeout=5)()
     assert lookup('_25._tcp.mx.example.org', 'TLSA') == ('ok', True, [DANE_EE], False, None)
     assert server.queries[0].ednsflags & dns.flags.DO
 
 
-def test_dns_lookup_servfail_names_the_server(responder):
-    def servfail(query):
+def test_dns_lookup_servfail_names_the_server(nameservers):
+    def servfail(query, _count):
         reply = dns.message.make_response(query)
         reply.set_rcode(dns.rcode.SERVFAIL)
         return reply
-    server = responder(servfail)
-    answer = policy.DnsLookup(['127.0.0.1:%d' % server.port], timeout=5)()('example.org', 'MX')
-    assert answer == ('fail', False, [], False, '127.0.0.1:%d SERVFAIL' % server.port)
+    server = nameservers(servfail)
+    answer = policy.DnsLookup([server.address], timeout=5)()('example.org', 'MX')
+    assert answer == ('fail', False, [], False, server.address + ' SERVFAIL')
 
 
-def test_dns_lookup_asks_the_next_server_and_resends_after_a_loss(responder, monkeypatch):
+def test_dns_lookup_asks_the_next_server_and_resends_after_a_loss(nameservers, monkeypatch):
     monkeypatch.setattr(policy, 'ATTEMPT_TIMEOUT', 0.2)
-    silent = responder(lambda query: None)
-    answers = iter([None, True])
-    flaky = responder(lambda query: tlsa_reply(query) if next(answers) else None)
-    lookup = policy.DnsLookup(['127.0.0.1:%d' % silent.port, '127.0.0.1:%d' % flaky.port], timeout=10)()
+    silent = nameservers(lambda query, count: None)
+    flaky = nameservers(lambda query, count: tlsa_reply(query) if count == 2 else None)
+    lookup = policy.DnsLookup([silent.address, flaky.address], timeout=10)()
     started = time.monotonic()
     assert lookup('_25._tcp.mx.example.org', 'TLSA').status == 'ok'
     assert len(flaky.queries) == 2
     assert time.monotonic() - started < 3 * 0.2 + 0.5   # three attempts went unanswered
 
 
-def test_dns_lookup_gives_up_at_the_request_deadline(responder):
-    silent = responder(lambda query: None)
-    lookup = policy.DnsLookup(['127.0.0.1:%d' % silent.port], timeout=0.5)()
+def test_dns_lookup_gives_up_at_the_request_deadline(nameservers):
+    silent = nameservers(lambda query, count: None)
+    lookup = policy.DnsLookup([silent.address], timeout=0.5)()
     started = time.monotonic()
     answer = lookup('example.org', 'MX')
     assert time.monotonic() - started < 1.5
