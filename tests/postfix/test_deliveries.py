@@ -1,0 +1,319 @@
+"""Real deliveries from a Postfix configured by the role ``mailsec.mta_sts.postfix``.
+
+One lab for the whole file (inside ``scripts/lab-netns``): Knot signs
+``sts.example.`` and unbound validates it (``dnssec_lab``), nginx serves the
+policies on 127.0.0.1:443, one ``MailLab(accept=True)`` answers as every MX
+(each on its own 127.0.0.x:25, discarding what it accepts), and a real
+sending Postfix is configured by one real ``ansible-playbook`` run of the
+role (partners, DANE, MTA-STS through the resolver the role installed from
+local wheels).  Every case is one domain and one message, all sent at once.
+
+What a case asserts, from the sender's log and queue and the receiver's log:
+
+* delivered: ``status=sent``, the TLS line the same ``smtp`` process logged
+  for that relay (``Verified`` / ``Trusted`` / ``Untrusted TLS connection
+  established to <mx>``), and the receiver logged the Message-ID;
+* deferred: ``status=deferred``, the message still in the queue
+  (``postqueue -j``), and the receiver never saw its Message-ID: it was
+  neither sent over the refused TLS session nor in clear.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from tests.integration.playbook import REPO, run_playbook
+from tests.lab.dnsproxy import CountingDnsProxy
+from tests.lab.mail import MailLab
+from tests.lab.netns import require_private_namespace
+from tests.lab.web import PolicyWeb, free_loopback_addresses
+from tests.postfix.mail_lab import (Destinations, SendingPostfix, StsResolver, outcome, received,
+                                    wait_for_outcomes)
+
+ROLE = 'mailsec.mta_sts.postfix'
+WHEELS = os.path.join(REPO, '.build', 'wheels', 'mta-sts-resolver')
+CACHE_GRACE = 2
+SYSTEM_PYTHON = '/usr/bin/python3'
+DANE_MAP = 'socketmap:inet:127.0.0.1:8462:dane'
+# A resolver that answers but does not validate: Knot itself, behind a
+# plain forwarder on port 53 (resolv.conf takes no port).
+NON_VALIDATING = '127.0.0.2'
+# Postfix 3.10.5 checks the MX host name against the policy's patterns
+# (smtp_tls_enforce_sts_mx_patterns, which the role turns on there).
+MX_PATTERNS_ENFORCED = (3, 10, 5)
+
+# label: (zone, Destinations.add options, expected status, expected TLS word)
+CASES = {
+    'enforce-good': ('sts.example', dict(policy=('enforce', ['*.enforce-good.sts.example'])),
+                     'sent', 'Verified'),
+    # A certificate for a host no pattern covers.  (MailLab's own wrong_name certificate, for the
+    # domain and its www, is accepted by Postfix 3.7: www.<domain> matches *.<domain>, the gap below.)
+    'enforce-wrong-name': ('sts.example', dict(cert_names=['mail.elsewhere.plain.example'],
+                                               policy=('enforce', ['*.enforce-wrong-name.sts.example'])),
+                           'deferred', None),
+    'enforce-untrusted': ('sts.example', dict(mx_kind='untrusted',
+                                              policy=('enforce', ['*.enforce-untrusted.sts.example'])),
+                          'deferred', None),
+    # The MX is outside the patterns and its certificate names only itself.
+    'enforce-uncovered': ('sts.example', dict(mx_label='other',
+                                              policy=('enforce', ['mx1.enforce-uncovered.sts.example'])),
+                          'deferred', None),
+    # The MX is outside the patterns, but its certificate names a host the patterns cover.
+    'gap': ('sts.example', dict(mx_label='other', cert_names=['mx1.gap.sts.example'],
+                                policy=('enforce', ['mx1.gap.sts.example'])),
+            None, None),
+    'testing-bad': ('sts.example', dict(mx_kind='wrong_name',
+                                        policy=('testing', ['*.testing-bad.sts.example'])),
+                    'sent', 'Trusted'),
+    'no-sts': ('plain.example', dict(mx_kind='untrusted'), 'sent', 'Untrusted'),
+    'partner-bad': ('plain.example', dict(mx_kind='untrusted'), 'deferred', None),
+    'partner-good': ('plain.example', dict(), 'sent', 'Verified'),
+    # Untrusted CA: only DANE (3 1 1 ignores the CA) can verify it; its MTA-STS policy would refuse it.
+    'dane-good': ('sts.example', dict(mx_kind='untrusted', tlsa='match',
+                                      policy=('enforce', ['*.dane-good.sts.example'])),
+                  'sent', 'Verified'),
+    # A certificate MTA-STS accepts, but a TLSA record it does not match.
+    'dane-mismatch': ('sts.example', dict(tlsa='mismatch', policy=('enforce', ['*.dane-mismatch.sts.example'])),
+                      'deferred', None),
+    # Deferred under its first policy (MX outside the pattern); the resolver tests change the policy.
+    'rollover': ('sts.example', dict(mx_label='other', policy=('enforce', ['mx1.rollover.sts.example'])),
+                 'deferred', None),
+}
+PARTNERS = [{'domain': 'partner-bad.plain.example', 'level': 'secure'},
+            {'domain': 'partner-good.plain.example', 'level': 'secure'}]
+
+
+def postfix_version(sender):
+    return tuple(int(p) for p in sender.postconf('-h', 'mail_version').strip().split('.')[:3])
+
+
+class Lab:
+    """Everything the tests share: built once, stopped at the end."""
+
+    def __init__(self, dnssec_lab, ca):
+        self.dns = dnssec_lab
+        # Not pytest's 0700 directories: the DANE lookup runs as nobody from the venv in here.
+        self.work = tempfile.mkdtemp(prefix='mailsec-deliveries-')
+        os.chmod(self.work, 0o755)
+        self.ca_file = ca.write_bundle(os.path.join(self.work, 'lab-ca.pem'))
+        self.venv = os.path.join(self.work, 'venv')
+        self.resolver_config = os.path.join(self.work, 'mta-sts-daemon.yml')
+        self.web = PolicyWeb(os.path.join(self.work, 'web'), ca=ca)
+        self.receivers = MailLab(os.path.join(self.work, 'receivers'), ca, accept=True)
+        self.dests = Destinations(dnssec_lab, self.web, self.receivers,
+                                  free_loopback_addresses(len(CASES), port=25))
+        self.sender = SendingPostfix(os.path.join(self.work, 'sender'))
+        self.resolver = StsResolver(self.venv, self.resolver_config, self.ca_file,
+                                    os.path.join(self.work, 'resolver.log'))
+
+    def role_vars(self, **overrides):
+        values = {
+            'postfix_config_dir': self.sender.conf_dir,
+            'postfix_check_command': self.sender.check_command,
+            'postfix_reload_command': self.sender.reload_command,
+            'postfix_tls_ca_file': self.ca_file,
+            'postfix_tls_partners': PARTNERS,
+            # The DANE lookup runs as nobody with the venv's python: not one under /root (pyenv).
+            'postfix_mta_sts_resolver_python': SYSTEM_PYTHON,
+            'postfix_mta_sts_resolver_venv': self.venv,
+            'postfix_mta_sts_resolver_wheels': WHEELS,
+            'postfix_mta_sts_resolver_config': self.resolver_config,
+            'postfix_mta_sts_resolver_service': 'none',
+            'postfix_mta_sts_resolver_cache_grace': CACHE_GRACE,
+            'postfix_mta_sts_resolver_strict_testing': False,
+            'postfix_dane': True,
+            'postfix_dane_dnssec_probe': f'ns:{self.dns.signed_probe}',
+            'postfix_dane_bogus_name': self.dns.bogus_name,
+        }
+        values.update(overrides)
+        return values
+
+    def run_role(self, **overrides):
+        tasks = [
+            {'name': 'postfix role', 'ansible.builtin.include_role': {'name': ROLE},
+             'vars': self.role_vars(**overrides)},
+            {'name': 'reload now', 'ansible.builtin.meta': 'flush_handlers'},
+        ]
+        return run_playbook(tasks, workdir=tempfile.mkdtemp(prefix='play-', dir=self.work))
+
+    def stop(self):
+        for server in (self.resolver, self.sender, self.receivers, self.web):
+            server.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+class non_validating_resolver:  # pylint: disable=invalid-name
+    """/etc/resolv.conf names a server that answers from Knot without
+    validating (no AD bit, no SERVFAIL for a broken signature) until the
+    block ends; the DnssecLab's resolv.conf is back afterwards."""
+
+    def __init__(self, dns, workdir):
+        self.proxy = CountingDnsProxy(dns.knot.address, dns.knot.port, listen_address=NON_VALIDATING,
+                                      listen_port=53)
+        self.path = os.path.join(workdir, 'resolv.conf.non-validating')
+
+    def __enter__(self):
+        require_private_namespace('non_validating_resolver')
+        with open(self.path, 'w', encoding='ascii') as f:
+            f.write(f'nameserver {NON_VALIDATING}\noptions edns0 trust-ad\n')
+        self.proxy.start()
+        subprocess.run(['mount', '--bind', self.path, '/etc/resolv.conf'], check=True)
+        return self.proxy
+
+    def __exit__(self, *exc):
+        subprocess.run(['umount', '/etc/resolv.conf'], check=True)
+        self.proxy.stop()
+
+
+@pytest.fixture(scope='module')
+def lab(dnssec_lab, lab_ca):
+    lab = Lab(dnssec_lab, lab_ca)
+    try:
+        for label, (zone, options, _status, _tls) in CASES.items():
+            lab.dests.add(label, zone, **options)
+        lab.dests.start()
+        lab.sender.start()
+        before = lab.sender.main_cf_bytes()
+        with non_validating_resolver(dnssec_lab, lab.work) as proxy:
+            lab.refused = lab.run_role()
+            lab.refused_queries = proxy.counts()['QUERY']
+        lab.main_cf_unchanged = lab.sender.main_cf_bytes() == before
+        lab.configured = lab.run_role()
+        assert lab.configured.returncode == 0, lab.configured
+        lab.resolver.start()
+        yield lab
+    finally:
+        lab.stop()
+
+
+@pytest.fixture(scope='module')
+def outcomes(lab):
+    """Send one message per case; wait until each was delivered or deferred once."""
+    ids = {label: lab.sender.submit(dest.recipient, label) for label, dest in lab.dests.domains.items()}
+    found = wait_for_outcomes(lab.sender, list(ids.values()),
+                              lambda o: o.status in ('sent', 'deferred', 'bounced'), timeout=60)
+    return {label: (ids[label], found[ids[label]]) for label in ids}
+
+
+def expected_status(lab, label):
+    if label == 'gap':
+        # Postfix 3.7 checks the certificate against the policy's match= names only.
+        return 'deferred' if postfix_version(lab.sender) >= MX_PATTERNS_ENFORCED else 'sent'
+    return CASES[label][2]
+
+
+def assert_delivered(lab, label, message_id, result, tls_word):
+    dest = lab.dests.domains[label]
+    assert result is not None and result.status == 'sent', (label, result, lab.sender.log_tail(40))
+    assert result.final.relay == f'{dest.mx_name}[{dest.address}]:25'
+    if tls_word:
+        assert f']: {tls_word} TLS connection established to {result.final.relay}:' in result.final.tls, result.final
+    got = received(lab.receivers, message_id)
+    receiver_queue_id = result.final.reason.rsplit(' ', 1)[-1]
+    assert len(got) == 1 and f': {receiver_queue_id}: message-id=' in got[0], (got, result.final)
+
+
+def assert_deferred(lab, label, message_id, result):
+    assert result is not None and result.status == 'deferred', (label, result, lab.sender.log_tail(40))
+    assert all(a.status == 'deferred' for a in result.attempts), result
+    assert result.queue_id in lab.sender.queued_ids()
+    # Neither over the refused session nor in clear: the receiver never had it.
+    assert received(lab.receivers, message_id) == []
+
+
+@pytest.mark.parametrize('label', [label for label in CASES if label != 'rollover'])
+def test_delivery(lab, outcomes, label):
+    message_id, result = outcomes[label]
+    if expected_status(lab, label) == 'sent':
+        assert_delivered(lab, label, message_id, result, CASES[label][3])
+    else:
+        assert_deferred(lab, label, message_id, result)
+
+
+def test_deferred_reasons_name_the_certificate_problem(lab, outcomes):
+    """The deferrals are the TLS policy's doing, not a network fault."""
+    reasons = {label: outcomes[label][1].final.reason for label in
+               ('enforce-wrong-name', 'enforce-untrusted', 'enforce-uncovered', 'partner-bad', 'dane-mismatch')}
+    for label, reason in reasons.items():
+        assert 'certificate' in reason.lower() or 'TLS' in reason, (label, reason)
+
+
+def test_gap_is_the_version_s_behaviour(lab, outcomes):
+    """Postfix < 3.10.5 delivers to an MX outside the patterns whose certificate names a covered host."""
+    _mid, result = outcomes['gap']
+    if postfix_version(lab.sender) < MX_PATTERNS_ENFORCED:
+        assert result.status == 'sent'
+        assert 'enforce_sts_mx_patterns' not in lab.sender.postconf('-n')
+    else:
+        assert result.status == 'deferred'
+
+
+def test_dane_won_over_mta_sts(lab, outcomes):
+    """Both domains have a valid enforce policy (the resolver answers secure), and the DANE
+    lookup ahead of it answers dane-only: the untrusted certificate was accepted through its
+    TLSA record, the CA-trusted one refused for not matching its TLSA record."""
+    for label in ('dane-good', 'dane-mismatch'):
+        domain = lab.dests.domains[label].domain
+        assert lab.resolver.query(domain).startswith('secure match='), label
+        answer = subprocess.run(['postmap', '-q', domain, DANE_MAP], capture_output=True, text=True,
+                                timeout=30, check=False)
+        assert answer.stdout.strip() == 'dane-only', (label, answer)
+    maps = lab.sender.postconf('-h', 'smtp_tls_policy_maps').replace(',', ' ').split()
+    assert maps.index(DANE_MAP) < maps.index(lab.resolver.map_name)
+    assert outcomes['dane-good'][1].status == 'sent' and outcomes['dane-mismatch'][1].status == 'deferred'
+
+
+def test_dane_refused_against_a_non_validating_resolver(lab):
+    assert lab.refused.returncode != 0
+    failed = [r for r in lab.refused.results if r.get('_status') == 'failed']
+    assert failed, lab.refused
+    message = str(failed[-1].get('msg', ''))
+    assert lab.dns.signed_probe.rstrip('.') in message or 'validat' in message.lower(), message
+    assert lab.refused_queries > 0          # the check really asked that resolver
+    assert lab.main_cf_unchanged
+
+
+def test_role_settings(lab):
+    settings = lab.sender.postconf('-n')
+    assert f'smtp_tls_CAfile = {lab.ca_file}' in settings
+    assert 'smtp_dns_support_level = dnssec' in settings
+    assert 'smtp_tls_security_level = dane' in settings
+    assert f'dnssec_probe = ns:{lab.dns.signed_probe}' in settings
+
+
+def test_resolver_restart_still_answers(lab, outcomes):
+    domain = lab.dests.domains['enforce-good'].domain
+    before = lab.resolver.query(domain)
+    assert before.startswith('secure match=')
+    lab.resolver.stop()
+    lab.resolver.start()
+    assert lab.resolver.query(domain) == before
+
+
+def test_new_policy_needs_a_new_id_and_is_picked_up_after_the_cache_grace(lab, outcomes):
+    dest = lab.dests.domains['rollover']
+    message_id, first = outcomes['rollover']
+    assert first.status == 'deferred'
+    old = lab.resolver.query(dest.domain)
+    assert old.startswith('secure match=mx1.rollover.sts.example')
+    # A new policy under the old id: senders keep what they have.
+    lab.dests.change_policy('rollover', ('enforce', ['*.rollover.sts.example']), new_id=False)
+    time.sleep(CACHE_GRACE + 1)
+    assert lab.resolver.query(dest.domain) == old
+    # The new id: picked up once the cache grace has passed.
+    lab.dests.change_policy('rollover', ('enforce', ['*.rollover.sts.example']))
+    began = time.monotonic()
+    answer = old
+    while answer == old and time.monotonic() - began < CACHE_GRACE + 10:
+        time.sleep(0.5)
+        answer = lab.resolver.query(dest.domain)
+    assert answer.startswith('secure match=.rollover.sts.example'), answer
+    # And the deferred message goes out on its next try.
+    lab.sender.flush()
+    final = wait_for_outcomes(lab.sender, [message_id], lambda o: o.status == 'sent', timeout=30)[message_id]
+    assert_delivered(lab, 'rollover', message_id, final, 'Verified')
+    assert outcome(lab.sender.log_text(), message_id).attempts[0].status == 'deferred'
