@@ -164,7 +164,7 @@ def merge_policy_maps(current, ours, keep=True, managed=()):
     are entries this module may have written before and no longer wants (a DANE map after DANE is turned off):
     they are dropped, never kept as the admin's. With ``keep`` false only ours remain.
     """
-    ours = [entry for entry in split_list(ours)]
+    ours = split_list(ours)
     mine = set(ours) | set(managed)
     kept = []
     if keep:

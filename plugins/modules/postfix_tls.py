@@ -39,7 +39,7 @@ options:
     default: postmap
   ca_file:
     description:
-      - CA bundle for verifying servers (C(smtp_tls_CAfile)). Give this or O(ca_path): without a CA every
+      - CA bundle for verifying servers (C(smtp_tls_CAfile)). Give this or O(ca_path); without a CA every
         C(secure) delivery, MTA-STS ones included, is deferred. The other of the two is set empty.
     type: path
   ca_path:
