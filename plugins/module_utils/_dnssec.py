@@ -17,9 +17,10 @@ __metaclass__ = type
 import time
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import LiveError, parse_nameserver, server_text
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import (
+    DNSPYTHON_IMPORT_ERROR, EDNS_PAYLOAD, HAS_DNSPYTHON, LiveError, parse_nameserver, server_text)
 
-try:
+if HAS_DNSPYTHON:  # else probe_resolver says what is missing
     import dns.exception
     import dns.flags
     import dns.message
@@ -28,14 +29,8 @@ try:
     import dns.rcode
     import dns.rdatatype
     import dns.resolver
-    HAS_DNSPYTHON = True
-    DNSPYTHON_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - reported by the plugins
-    HAS_DNSPYTHON = False
-    DNSPYTHON_IMPORT_ERROR = exc
 
 ATTEMPT_MIN = 0.5   # seconds: a lost UDP packet is sent again within the timeout
-EDNS_PAYLOAD = 1232
 PROBE_EXAMPLE = "Postfix's type:name form, e.g. ns:. or soa:example.org."
 
 
