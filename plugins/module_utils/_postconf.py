@@ -68,6 +68,10 @@ class Postfix(object):
         self.commands.append('postconf -M')
         self._run(self.postconf, ['-Me', '%s=%s' % (service, line)])
 
+    def remove_master_entry(self, service):
+        self.commands.append('postconf -MX')
+        self._run(self.postconf, ['-MX', service])
+
     def build_table(self, table_type, path, flags=()):
         self.commands.append('postmap')
         self._run(self.postmap, list(flags) + ['%s:%s' % (table_type, path)])

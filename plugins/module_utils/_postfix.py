@@ -335,7 +335,7 @@ MANAGED_SETTINGS = (
 
 class Plan(object):
     """Everything one run wants: main.cf ``settings`` (name -> value), map ``tables`` (path -> dict of text,
-    table type and postmap flags), the DANE ``master`` entry (``(service, line)`` or None), ``features``, and the
+    table type and postmap flags), the DANE ``master`` entry (``(service, line, wanted)`` or None), ``features``, and the
     normalised inbound ``certificates`` (their files are checked at the edge)."""
 
     def __init__(self, settings, tables, master, features, policy_maps, certificates):
@@ -446,7 +446,9 @@ def plan_tls(params, current, defaults, tlsrpt_built=None):
         settings.update(entry['settings'])
 
     master = None
-    if dane_on:
-        service = dane['service']
-        master = ('%s/inet' % service['listen'], master_entry(service['listen'], service['user'], service['argv']))
+    service = dane.get('service') or {}
+    if dane_on or (service.get('argv') and _LISTEN.match(service.get('listen') or '')):
+        # With DANE off the entry is still named, so that one exactly as this module writes it is removed.
+        master = ('%s/inet' % service['listen'], master_entry(service['listen'], service['user'], service['argv']),
+                  dane_on)
     return Plan(settings, tables, master, features, policy_maps, certificates)

@@ -98,6 +98,9 @@ options:
         description:
           - Sets C(smtp_dns_support_level=dnssec), C(smtp_tls_security_level=dane), C(dnssec_probe), puts O(dane.map)
             into C(smtp_tls_policy_maps) and adds the C(spawn) service of O(dane.service) to master.cf.
+          - V(false) after V(true) takes O(dane.map) out of C(smtp_tls_policy_maps) and removes the master.cf entry
+            when it is exactly the one O(dane.service) describes; C(smtp_dns_support_level) and C(dnssec_probe) are
+            left as they are (harmless without DANE levels).
         type: bool
         default: false
       map:
@@ -396,12 +399,13 @@ def run(module, postfix):
             diffs.append(dict(before_header=path, after_header=path, before=before or '', after=table['text']))
     master_change = None
     if plan.master:
-        service, line = plan.master
+        service, line, wanted = plan.master
         before = postfix.master_entry(service)
-        if not _postfix.same_master_entry(before, line):
-            master_change = plan.master
+        ours = _postfix.same_master_entry(before, line)
+        if wanted != ours:
+            master_change = (service, line if wanted else None)
             diffs.append(dict(before_header='master.cf ' + service, after_header='master.cf ' + service,
-                              before=before + '\n' if before else '', after=line + '\n'))
+                              before=before + '\n' if before else '', after=line + '\n' if wanted else ''))
 
     if not module.check_mode:
         # Tables and the service first, so main.cf never names a table or socket that is not there yet.
@@ -409,8 +413,10 @@ def run(module, postfix):
             if text_changed:
                 write_text(path, table['text'], 0o600 if '-F' in table['flags'] else 0o644)
             postfix.build_table(table['type'], path, table['flags'])
-        if master_change:
+        if master_change and master_change[1]:
             postfix.set_master_entry(*master_change)
+        elif master_change:
+            postfix.remove_master_entry(master_change[0])
         if changes:
             postfix.set_values(changes)
 

@@ -238,6 +238,26 @@ def test_dane_against_a_validating_resolver(config_dir, dnssec_lab):
     assert again['changed'] is False, again
     assert snapshot(config_dir) == before
 
+    # DANE off: our map and our master.cf entry go; a partner at a DANE level would now be refused.
+    off = dane_options(dnssec_lab, enabled=False)
+    off['partners'] = []
+    result = run_playbook([task(config_dir, **off)]).result
+    assert result['_status'] == 'ok' and result['reload_required'], result
+    assert result['policy_maps'] == ['hash:%s/tls_policy' % config_dir, MTA_STS_MAP]
+    assert postconf(config_dir, '-M', '127.0.0.1:8462/inet').strip() == ''
+    assert postconf(config_dir, '-h', 'smtp_tls_security_level').strip() == 'may'
+    postfix_check(config_dir)
+
+
+def test_turning_dane_off_leaves_an_entry_that_is_not_ours(config_dir):
+    theirs = '127.0.0.1:8462 inet n - n - - spawn user=nobody argv=/usr/local/bin/their-policy'
+    postconf(config_dir, '-Me', '127.0.0.1:8462/inet=' + theirs)
+    before = snapshot(config_dir)
+    result = run_playbook([task(config_dir, dane={'enabled': False, 'service': {'argv': DANE_ARGV}})]).result
+    assert result['_status'] == 'ok', result
+    assert postconf(config_dir, '-M', '127.0.0.1:8462/inet').split() == theirs.split()
+    assert snapshot(config_dir)['master.cf'] == before['master.cf']
+
 
 def test_dane_is_refused_when_the_resolver_does_not_validate(config_dir, dnssec_lab):
     before = snapshot(config_dir)

@@ -160,7 +160,12 @@ def test_the_plan_for_defaults_sets_the_ca_level_and_the_mta_sts_map():
     assert plan.settings == {
         'smtp_tls_CAfile': '/etc/ssl/certs/ca-certificates.crt', 'smtp_tls_CApath': '',
         'smtp_tls_security_level': 'may', 'smtp_tls_policy_maps': _postfix.DEFAULT_MTA_STS_MAP}
-    assert plan.tables == {} and plan.master is None
+    assert plan.tables == {}
+    # DANE off: the service is still named, so that our own entry would be removed.
+    assert plan.master == ('127.0.0.1:8462/inet', '127.0.0.1:8462 inet n n n - - spawn user=nobody '
+                           'argv=/opt/venv/bin/python /opt/dane.py', False)
+    assert _postfix.plan_tls(params(dane={'service': {'listen': '127.0.0.1:8462', 'argv': None}}), {},
+                             DEFAULTS).master is None
 
 
 def test_the_plan_with_partners_dane_and_inbound():
@@ -181,7 +186,7 @@ def test_the_plan_with_partners_dane_and_inbound():
     assert plan.tables['/etc/postfix/mailsec_tls_partners']['text'].endswith(
         'bank.example secure match=mx.bank.example\n')
     assert plan.master == ('127.0.0.1:8462/inet', '127.0.0.1:8462 inet n n n - - spawn user=nobody '
-                           'argv=/opt/venv/bin/python /opt/dane.py')
+                           'argv=/opt/venv/bin/python /opt/dane.py', True)
 
 
 def test_one_inbound_name_needs_no_sni_table_and_drops_only_our_own():
