@@ -219,6 +219,10 @@ def dane_options(dnssec_lab, **extra):
 
 
 def test_dane_against_a_validating_resolver(config_dir, dnssec_lab):
+    before = snapshot(config_dir)
+    planned = run_playbook([task(config_dir, **dane_options(dnssec_lab))], check=True, diff=True).result
+    assert planned['_status'] == 'ok' and planned['changed'], planned
+    assert snapshot(config_dir) == before
     run = run_playbook([task(config_dir, **dane_options(dnssec_lab))], diff=True)
     result = run.result
     assert result['_status'] == 'ok' and result['changed'] and result['reload_required'], run
@@ -232,6 +236,7 @@ def test_dane_against_a_validating_resolver(config_dir, dnssec_lab):
     assert entry == ['127.0.0.1:8462', 'inet', 'n', 'n', 'n', '-', '-', 'spawn', 'user=nobody',
                      'argv=' + DANE_ARGV[0], DANE_ARGV[1]]
     assert any(item['before_header'] == 'master.cf 127.0.0.1:8462/inet' for item in result['diff'])
+    assert planned['diff'] == result['diff']
     postfix_check(config_dir)
     before = snapshot(config_dir)
     again = run_playbook([task(config_dir, **dane_options(dnssec_lab))]).result
