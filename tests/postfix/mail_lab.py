@@ -40,13 +40,16 @@ from email.message import EmailMessage
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.lab._service import ProcessServer
+from tests.lab._service import ProcessServer, terminate
 from tests.lab.mail import MailLab
 from tests.lab.pki import new_key
 
 SUBMISSION = ('127.0.0.1', 2525)
 SENDER_NAME = 'sender.lab.invalid'
 RESOLVER = ('127.0.0.1', 8461)
+# On SIGTERM mta-sts-daemon waits up to its shutdown_timeout for clients (Postfix
+# keeps socketmap connections open); the tests give it this long, then kill it.
+RESOLVER_STOP_SECONDS = 2
 DNS_TTL = 30
 # Main.cf settings the role manages, left out of the sender's own main.cf
 # so that the role's run is what puts them there.
@@ -382,6 +385,8 @@ class StsResolver(ProcessServer):
             return False
 
     def stop(self):
+        if self._proc is not None:
+            terminate(self._proc, timeout=RESOLVER_STOP_SECONDS)
         self._stop_process()
         if self._log is not None:
             self._log.close()

@@ -171,6 +171,8 @@ class non_validating_resolver:  # pylint: disable=invalid-name
 
 @pytest.fixture(scope='module')
 def lab(dnssec_lab, lab_ca):
+    if not os.path.isdir(WHEELS):
+        pytest.fail(f'{WHEELS} is missing: scripts/install-deps downloads the resolver wheels there')
     lab = Lab(dnssec_lab, lab_ca)
     try:
         for label, (zone, options, _status, _tls) in CASES.items():
