@@ -106,10 +106,10 @@ def _failed(answer, what):
 
 
 def _host_verdict(host, lookup):
-    """'dane' or a Decision that stops it, for one MX host: NOTFOUND wins over TEMP."""
+    """None when MX host ``host`` is ready for DANE, else the Decision that says why not: NOTFOUND wins over TEMP."""
     temporary = None
-    for rdtype, what in (('TLSA', '_25._tcp.%s TLSA' % host), ('A', '%s A' % host), ('AAAA', '%s AAAA' % host)):
-        name = '_25._tcp.%s' % host if rdtype == 'TLSA' else host
+    for name, rdtype in (('_25._tcp.' + host, 'TLSA'), (host, 'A'), (host, 'AAAA')):
+        what = '%s %s' % (name, rdtype)
         answer = lookup(name, rdtype)
         if answer.status == 'fail':
             temporary = temporary or _failed(answer, what)
@@ -124,9 +124,7 @@ def _host_verdict(host, lookup):
         elif answer.aliased:
             # RFC 7672 2.2.2 would then look for TLSA at the alias target first: not predicted here.
             return Decision(NOTFOUND, '%s is an alias (CNAME)' % host)
-    if temporary:
-        return temporary
-    return 'dane'
+    return temporary
 
 
 def decide(domain, lookup):
@@ -151,7 +149,7 @@ def decide(domain, lookup):
     temporary = None
     for host in hosts:
         verdict = _host_verdict(host, lookup)
-        if verdict == 'dane':
+        if verdict is None:
             continue
         if verdict.reply == NOTFOUND:
             return verdict
