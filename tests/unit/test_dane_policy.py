@@ -371,3 +371,18 @@ def test_dns_lookup_gives_up_at_the_request_deadline(nameservers):
     answer = lookup('example.org', 'MX')
     assert time.monotonic() - started < 1.5
     assert (answer.status, answer.reason) == ('fail', 'no answer within 0.5 s')
+
+
+@pytest.mark.parametrize('text, server', [
+    ('127.0.0.1', ('127.0.0.1', 53)), ('127.0.0.1:5300', ('127.0.0.1', 5300)), ('::1', ('::1', 53)),
+    ('[::1]:5300', ('::1', 5300)),
+])
+def test_nameserver_option_forms(text, server):
+    assert policy.DnsLookup([text]).servers == [server]
+
+
+def test_query_option_prints_the_decision_and_why(nameservers, capsys):
+    server = nameservers(lambda query, count: dns.message.make_response(query))   # NODATA, no AD
+    assert policy.main(['--query', 'Example.ORG.', '--nameserver', server.address, '--timeout', '2']) == 0
+    assert capsys.readouterr().out == 'NOTFOUND\texample.org MX is not DNSSEC-secure\n'
+    assert server.queries[0].question[0].name.to_text() == 'example.org.'
