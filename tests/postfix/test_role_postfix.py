@@ -1,0 +1,270 @@
+"""The postfix role through real ansible-playbook runs, against a running Postfix of its own (the sending
+Postfix of mail_lab, configuration directory in a temp dir), with the resolver installed from the local
+wheels into a temp venv. The tests run in file order on one lab; each starts from the state the previous
+one left. Deliveries are tests/postfix/test_deliveries.py's business; this file is about the role itself:
+what it writes, that a second run writes nothing, check and diff mode, bad input, and the handler order."""
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from tests.integration.playbook import REPO, run_playbook
+from tests.postfix.mail_lab import SendingPostfix, StsResolver
+
+WHEELS = os.path.join(REPO, '.build', 'wheels', 'mta-sts-resolver')
+RESOLVER_PORT = 18461
+MX_NAMES = ['mx1.role.example', 'mx2.role.example']
+ADMIN_MAP = 'texthash:/etc/postfix/admin_tls_policy'
+
+
+class RoleLab:
+    def __init__(self, workdir, ca):
+        self.workdir = workdir
+        self.ca_file = ca.write_bundle(self.path('ca.pem'))
+        self.certs = [self._pair(ca, 'mx1', [MX_NAMES[0]]), self._pair(ca, 'mx2', [MX_NAMES[1]])]
+        self.reloads = self.path('reloads')
+        # The admin's own entry, which the role must keep ahead of its own.
+        self.postfix = SendingPostfix(self.path('postfix'), listeners=[('127.0.0.1', 25, ())],
+                                      settings={'smtp_tls_policy_maps': ADMIN_MAP})
+
+    def path(self, *parts):
+        return os.path.join(self.workdir, *parts)
+
+    def _pair(self, ca, stem, names):
+        cert, key = ca.issue(names)
+        paths = {}
+        for kind, pem in (('cert', cert), ('key', key)):
+            paths[kind] = self.path('%s.%s' % (stem, kind))
+            with open(paths[kind], 'wb') as handle:
+                handle.write(pem)
+        return dict(names=names, **paths)
+
+    def role_vars(self, **changes):
+        conf = self.postfix.conf_dir
+        values = {
+            'postfix_config_dir': conf,
+            'postfix_check_command': self.postfix.check_command,
+            # Counts the reloads, then reloads the real Postfix.
+            'postfix_reload_command': "sh -c 'echo reload >> %s && exec postfix -c %s reload'" % (self.reloads, conf),
+            'postfix_tls_ca_file': self.ca_file,
+            'postfix_tls_partners': [
+                {'domain': 'partner.example', 'level': 'secure', 'match': ['mx.partner.example']},
+                {'domain': 'Clear.Example', 'level': 'encrypt'},
+            ],
+            'postfix_mta_sts_resolver_venv': self.path('venv'),
+            'postfix_mta_sts_resolver_wheels': WHEELS,
+            'postfix_mta_sts_resolver_config': self.path('mta-sts-daemon.yml'),
+            'postfix_mta_sts_resolver_port': RESOLVER_PORT,
+            'postfix_mta_sts_resolver_cache_grace': 5,
+            'postfix_mta_sts_resolver_zones': {'strict': {'strict_testing': True}},
+            'postfix_mta_sts_resolver_service': 'none',
+            'postfix_inbound_certificates': self.certs,
+            'postfix_inbound_verify': True,
+            'postfix_inbound_verify_ca_file': self.ca_file,
+        }
+        values.update(changes)
+        return values
+
+    def run(self, check=False, diff=False, **changes):
+        return run_playbook([{'ansible.builtin.include_role': {'name': 'mailsec.mta_sts.postfix'}}],
+                            check=check, diff=diff, play_vars=self.role_vars(**changes), workdir=self.path())
+
+    def postconf(self, *names):
+        settings = {}
+        for line in self.postfix.postconf('-n', *names).splitlines():
+            name, _, value = line.partition(' = ')
+            settings[name] = value
+        return settings
+
+    def snapshot(self):
+        """Bytes and mtime of every file the role writes (the venv aside)."""
+        paths = [os.path.join(self.postfix.conf_dir, name) for name in sorted(os.listdir(self.postfix.conf_dir))]
+        paths.append(self.path('mta-sts-daemon.yml'))
+        taken = {}
+        for path in paths:
+            with open(path, 'rb') as handle:
+                taken[path] = (handle.read(), os.stat(path).st_mtime_ns)
+        return taken
+
+    def reload_count(self):
+        if not os.path.exists(self.reloads):
+            return 0
+        with open(self.reloads) as handle:
+            return len(handle.read().splitlines())
+
+
+def task_name(result):
+    """The task's own name, without the role's prefix."""
+    return result['_task'].split(' : ', 1)[-1]
+
+
+def task_results(run, name):
+    return [result for result in run.results if task_name(result) == name]
+
+
+def recap_changed(output):
+    line = [line for line in output.splitlines() if line.startswith('localhost')][-1]
+    return int(line.split('changed=')[1].split()[0])
+
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory, lab_ca, dnssec_lab):  # pylint: disable=unused-argument
+    if not os.path.isdir(WHEELS):
+        pytest.fail('no wheels in %s: run scripts/install-deps (it downloads them)' % WHEELS)
+    lab = RoleLab(str(tmp_path_factory.mktemp('role')), lab_ca)
+    # The postfix user reaches the queue inside the 0700 pytest directory only through this.
+    os.chmod(lab.workdir, 0o755)
+    lab.postfix.start()
+    try:
+        yield lab
+    finally:
+        lab.postfix.stop()
+
+
+def test_first_run_configures_postfix_and_the_resolver(lab):
+    run = lab.run()
+    assert run.returncode == 0, run
+    settings = lab.postconf()
+    conf = lab.postfix.conf_dir
+    # The admin's table first, then the partners, then the MTA-STS resolver on the configured port.
+    assert settings['smtp_tls_policy_maps'].replace(',', ' ').split() == [
+        ADMIN_MAP, 'hash:%s/mailsec_tls_partners' % conf, 'socketmap:inet:127.0.0.1:%d:postfix' % RESOLVER_PORT]
+    assert settings['smtp_tls_CAfile'] == lab.ca_file
+    assert settings['smtp_tls_security_level'] == 'may'
+    assert settings['smtpd_tls_security_level'] == 'may'
+    assert settings['smtpd_tls_protocols'] == '>=TLSv1.2'
+    assert settings['smtpd_tls_mandatory_protocols'] == '>=TLSv1.2'
+    assert settings['smtpd_tls_chain_files'].replace(',', ' ').split() == [lab.certs[0]['key'], lab.certs[0]['cert']]
+    assert settings['tls_server_sni_maps']
+    # Partner domains are looked up as Postfix will, case-folded.
+    partners = 'hash:%s/mailsec_tls_partners' % conf
+    assert postmap(partners, 'partner.example') == 'secure match=mx.partner.example'
+    assert postmap(partners, 'clear.example') == 'encrypt'
+
+    # The handlers: one check, one reload, in that order, after which the probe found both names served
+    # with their own certificates (SNI) that verify against the lab CA.
+    names = [task_name(result) for result in run.results]
+    assert names.index('Postfix check') < names.index('Postfix reload')
+    assert lab.reload_count() == 1
+    probe = task_results(run, 'Probe every inbound MX name with STARTTLS as an MTA-STS enforcing sender does')
+    assert [(r['host'], r['certificate_valid'], r['names']) for r in probe[0]['results']] == [
+        (MX_NAMES[0], True, [MX_NAMES[0]]), (MX_NAMES[1], True, [MX_NAMES[1]])]
+
+    # Postfix 3.7 here: every newer feature is skipped, each with its reason, and the role says so.
+    skipped = task_results(run, 'Say which newer Postfix features were skipped, and why')
+    assert [line.split(':')[0] for line in skipped[0]['msg']] == ['tlsrpt', 'enforce_sts_mx_patterns', 'requiretls']
+    assert 'postfix_mta_sts_resolver_service is none' in task_results(run, 'Say who starts the resolver')[0]['msg']
+
+
+def test_the_resolver_runs_with_the_rendered_configuration(lab):
+    config = lab.path('mta-sts-daemon.yml')
+    # What the resolver's own loader makes of the file.
+    loaded = json.loads(subprocess.run(
+        [lab.path('venv', 'bin', 'python'), '-c',
+         'import json, sys; from postfix_mta_sts_resolver.utils import load_config; '
+         'print(json.dumps(load_config(sys.argv[1])))', config],
+        capture_output=True, text=True, check=True, timeout=30).stdout)
+    assert (loaded['host'], loaded['port'], loaded['cache_grace']) == ('127.0.0.1', RESOLVER_PORT, 5)
+    assert loaded['cache'] == {'type': 'internal', 'options': {'cache_size': 10000}}
+    assert loaded['default_zone'] == {'strict_testing': False, 'timeout': 4, 'require_sni': True, 'tlsrpt': False}
+    assert loaded['zones'] == {'strict': {'strict_testing': True, 'timeout': 4, 'require_sni': True, 'tlsrpt': False}}
+    # The daemon from the venv serves Postfix's map on that port: a lab domain without a policy is
+    # "not found" (exit 1, nothing on stderr), where a daemon that is not there is a query error.
+    resolver = StsResolver(lab.path('venv'), config, lab.ca_file, lab.path('resolver.log'), port=RESOLVER_PORT)
+    resolver.start()
+    try:
+        answer = subprocess.run(['postmap', '-q', 'plain.example', lab.postconf()['smtp_tls_policy_maps'].split()[-1]],
+                                capture_output=True, text=True, timeout=30, check=False)
+    finally:
+        resolver.stop()
+    assert (answer.returncode, answer.stdout, answer.stderr) == (1, '', '')
+    failed = subprocess.run(['postmap', '-q', 'plain.example', 'socketmap:inet:127.0.0.1:%d:postfix' % RESOLVER_PORT],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert 'query error' in failed.stderr
+
+
+def test_second_run_changes_nothing(lab):
+    before = lab.snapshot()
+    run = lab.run()
+    assert run.returncode == 0, run
+    assert recap_changed(run.output) == 0
+    assert [result['_task'] for result in run.results if result.get('changed')] == []
+    assert lab.snapshot() == before
+    assert lab.reload_count() == 1
+
+
+def test_check_diff_shows_the_change_and_writes_nothing(lab):
+    before = lab.snapshot()
+    partners = [{'domain': 'partner.example', 'level': 'verify'}]
+    run = lab.run(check=True, diff=True, postfix_tls_partners=partners, postfix_tls_security_level='encrypt',
+                  postfix_mta_sts_resolver_cache_grace=30)
+    assert run.returncode == 0, run
+    assert '-smtp_tls_security_level = may\n+smtp_tls_security_level = encrypt' in run.output
+    assert '-partner.example secure match=mx.partner.example\n-clear.example encrypt\n+partner.example verify' in run.output
+    assert '+cache_grace: 30' in run.output
+    assert lab.snapshot() == before
+    assert lab.reload_count() == 1
+
+
+BAD_INPUT = [
+    ('unknown level', {'postfix_tls_partners': [{'domain': 'a.example', 'level': 'mandatory'}]},
+     ['postfix_tls_partners', 'level', 'mandatory']),
+    ('malformed partner domain', {'postfix_tls_partners': [{'domain': 'bad..example', 'level': 'secure'}]},
+     ['postfix_tls_partners[0].domain']),
+    ('duplicate partner', {'postfix_tls_partners': [{'domain': 'a.example', 'level': 'secure'},
+                                                    {'domain': 'A.example', 'level': 'encrypt'}]},
+     ['postfix_tls_partners[1].domain']),
+    ('dane partner without DANE', {'postfix_tls_partners': [{'domain': 'a.example', 'level': 'dane-only'}]},
+     ['postfix_tls_partners[0].level', 'postfix_dane']),
+    ('missing certificate', {'postfix_inbound_certificates': [{'names': [MX_NAMES[0]], 'cert': '/nonexistent.crt',
+                                                               'key': '/nonexistent.key'}]},
+     ['postfix_inbound_certificates[0].cert']),
+    ('certificate and key mismatch', 'mismatch', ['postfix_inbound_certificates[0]', 'key']),
+]
+
+
+def test_bad_input_fails_naming_the_field_before_any_change(lab):
+    before = lab.snapshot()
+    # One playbook for every case: each is a block whose rescue records the failure and goes on.
+    tasks = []
+    for case, changes, _expected in BAD_INPUT:
+        if changes == 'mismatch':
+            changes = {'postfix_inbound_certificates': [dict(lab.certs[0], key=lab.certs[1]['key'])]}
+        tasks.append({'name': case, 'block': [{'ansible.builtin.include_role': {'name': 'mailsec.mta_sts.postfix'},
+                                               'vars': changes}],
+                      'rescue': [{'name': 'failed: ' + case, 'ansible.builtin.debug': {'msg': '{{ ansible_failed_result.msg }}'}}]})
+    # Without MTA-STS the venv tasks are left out, which saves time; every case fails in the checks before them.
+    run = run_playbook(tasks, play_vars=lab.role_vars(postfix_mta_sts=False), workdir=lab.path())
+    assert run.returncode == 0, run
+    for case, _changes, expected in BAD_INPUT:
+        rescued = task_results(run, 'failed: ' + case)
+        assert len(rescued) == 1, (case, run)
+        for text in expected:
+            assert text in rescued[0]['msg'], (case, rescued[0]['msg'])
+    assert not [result['_task'] for result in run.results if result.get('changed')]
+    assert lab.snapshot() == before
+    assert lab.reload_count() == 1
+
+
+def test_a_failing_postfix_check_stops_the_reload(lab):
+    run = lab.run(postfix_tls_security_level='encrypt', postfix_check_command='false')
+    assert run.returncode != 0
+    assert [r['_status'] for r in task_results(run, 'Postfix check')] == ['failed']
+    assert task_results(run, 'Postfix reload') == []
+    assert lab.reload_count() == 1
+    # main.cf has the change; the running Postfix does not. A change back with a check that passes is
+    # reloaded, so the assertions above can fail.
+    assert lab.postconf()['smtp_tls_security_level'] == 'encrypt'
+    run = lab.run()
+    assert run.returncode == 0, run
+    assert [r['_status'] for r in task_results(run, 'Postfix check')] == ['ok']
+    assert lab.reload_count() == 2
+    assert lab.postconf()['smtp_tls_security_level'] == 'may'
+
+
+def postmap(table, key):
+    return subprocess.run(['postmap', '-q', key, table], capture_output=True, text=True, timeout=30,
+                          check=False).stdout.strip()
