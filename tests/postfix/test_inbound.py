@@ -117,7 +117,8 @@ def test_the_sni_map_picks_the_certificate(inbound):
     assert code != 0 and 'Verification: OK' not in output, output
 
 
-def test_tls_1_1_is_refused_while_the_control_takes_it(inbound):
+@pytest.mark.usefixtures('inbound')
+def test_tls_1_1_is_refused_while_the_control_takes_it():
     old_client = ('-tls1_1', '-cipher', 'DEFAULT:@SECLEVEL=0', '-servername', NAMES[0])
     code, output = s_client(CONTROL, *old_client)
     assert code == 0 and 'Protocol version: TLSv1.1' in output, output
