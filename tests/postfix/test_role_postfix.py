@@ -210,6 +210,21 @@ def test_check_diff_shows_the_change_and_writes_nothing(lab):
     assert lab.reload_count() == 1
 
 
+def test_check_mode_on_a_new_host_with_dane_writes_nothing(lab, dnssec_lab):
+    before = lab.snapshot()
+    fresh = lab.path('new-host')
+    run = lab.run(check=True, postfix_mta_sts_resolver_venv=os.path.join(fresh, 'venv'),
+                  postfix_mta_sts_resolver_config=os.path.join(fresh, 'mta-sts-daemon.yml'),
+                  postfix_dane=True, postfix_dane_dnssec_probe='soa:' + dnssec_lab.signed_probe.rstrip('.'),
+                  postfix_dane_bogus_name=dnssec_lab.bogus_name.rstrip('.'))
+    assert run.returncode == 0, run
+    planned = task_results(run, "Configure Postfix's TLS settings, policy maps and certificates")[0]
+    assert planned['changed'] and planned['settings']['smtp_tls_security_level'] == 'dane'
+    assert not os.path.exists(fresh)
+    assert lab.snapshot() == before
+    assert lab.reload_count() == 1
+
+
 BAD_INPUT = [
     ('unknown level', {'postfix_tls_partners': [{'domain': 'a.example', 'level': 'mandatory'}]},
      ['postfix_tls_partners', 'level', 'mandatory']),
