@@ -397,9 +397,10 @@ class StsResolver(ProcessServer):
         return f'socketmap:inet:{self.address}:{self.port}:postfix'
 
     def query(self, domain):
-        """What Postfix gets for ``domain`` (``postmap -q``): the answer, or '' when not found."""
+        """What Postfix gets for ``domain`` (``postmap -q``): the answer, or '' when not
+        found; RuntimeError when the lookup itself fails (postmap exits 1 then too, but says why)."""
         out = subprocess.run(['postmap', '-q', domain, self.map_name], capture_output=True,
                              text=True, timeout=30, check=False)
-        if out.returncode not in (0, 1):
+        if out.returncode not in (0, 1) or out.stderr.strip():
             raise RuntimeError(f'postmap -q {domain} failed: {out.stderr}')
         return out.stdout.strip()

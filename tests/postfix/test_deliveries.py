@@ -317,6 +317,8 @@ def test_resolver_restart_still_answers(lab):
     before = lab.resolver.query(domain)
     assert before.startswith('secure match=')
     lab.resolver.stop()
+    with pytest.raises(RuntimeError, match='Connection refused'):
+        lab.resolver.query(domain)
     lab.resolver.start()
     assert lab.resolver.query(domain) == before
 
