@@ -124,9 +124,13 @@ class SendingPostfix(MailLab):
         return subprocess.run(['postconf', '-c', self.conf_dir, *args], capture_output=True,
                               text=True, timeout=30, check=True).stdout
 
-    def main_cf_bytes(self):
-        with open(os.path.join(self.conf_dir, 'main.cf'), 'rb') as f:
-            return f.read()
+    def config_files(self):
+        """``{file name: bytes}`` of everything in the configuration directory."""
+        files = {}
+        for name in sorted(os.listdir(self.conf_dir)):
+            with open(os.path.join(self.conf_dir, name), 'rb') as f:
+                files[name] = f.read()
+        return files
 
     # -- sending and watching ----------------------------------------------
 
@@ -241,6 +245,16 @@ def wait_for_outcomes(sender, message_ids, done, timeout=60.0, interval=0.25):
 def received(receivers, message_id):
     """The receivers' log lines about ``message_id`` (empty: never received)."""
     return [line for line in read_text(receivers.log_path).splitlines() if f'message-id=<{message_id}>' in line]
+
+
+def sessions(receivers, address):
+    """The SMTP command counts of every finished session with the MX on ``address``,
+    e.g. ``ehlo=2 starttls=1 mail=1 rcpt=1 data=1 quit=1 commands=7`` (the lab's own
+    readiness probe is ``quit=1 commands=1``)."""
+    marker = f'postfix/{address}/smtpd['
+    return [line.split(']: disconnect from ', 1)[1].split(' ', 1)[1]
+            for line in read_text(receivers.log_path).splitlines()
+            if marker in line and ']: disconnect from ' in line]
 
 
 # -- destinations -------------------------------------------------------------

@@ -33,7 +33,7 @@ from tests.lab.mail import MailLab
 from tests.lab.netns import require_private_namespace
 from tests.lab.web import PolicyWeb, free_loopback_addresses
 from tests.postfix.mail_lab import (Destinations, SendingPostfix, StsResolver, outcome, received,
-                                    wait_for_outcomes)
+                                    sessions, wait_for_outcomes)
 
 ROLE = 'mailsec.mta_sts.postfix'
 WHEELS = os.path.join(REPO, '.build', 'wheels', 'mta-sts-resolver')
@@ -112,7 +112,7 @@ class Lab:
         self.sender = SendingPostfix(os.path.join(self.work, 'sender'))
         self.resolver = StsResolver(self.venv, self.resolver_config, self.ca_file,
                                     os.path.join(self.work, 'resolver.log'))
-        self.refused = self.refused_queries = self.main_cf_unchanged = self.configured = None
+        self.refused = self.refused_queries = self.config_unchanged = self.configured = None
 
     @property
     def dnssec_probe(self):
@@ -127,11 +127,11 @@ class Lab:
             self.dests.add(label, case.zone, **case.options)
         self.dests.start()
         self.sender.start()
-        before = self.sender.main_cf_bytes()
+        before = self.sender.config_files()
         with non_validating_resolver(self.dns, self.work) as proxy:
             self.refused = self.run_role()
             self.refused_queries = proxy.counts()['QUERY']
-        self.main_cf_unchanged = self.sender.main_cf_bytes() == before
+        self.config_unchanged = self.sender.config_files() == before
         self.configured = self.run_role()
         assert self.configured.returncode == 0, self.configured
         self.resolver.start()
@@ -232,6 +232,9 @@ def assert_delivered(lab, label, message_id, result, tls_word):
     got = received(lab.receivers, message_id)
     receiver_queue_id = result.final.reason.rsplit(' ', 1)[-1]
     assert len(got) == 1 and f': {receiver_queue_id}: message-id=' in got[0], (got, result.final)
+    # The receiver's side: the session that carried it had STARTTLS first.
+    carried = [s for s in sessions(lab.receivers, dest.address) if ' data=1' in s]
+    assert carried and all('starttls=1' in s for s in carried), carried
 
 
 def assert_deferred(lab, label, message_id, result):
@@ -240,8 +243,11 @@ def assert_deferred(lab, label, message_id, result):
     # The TLS policy's doing, not a network fault.
     assert result.final.reason == 'Server certificate not verified', result.final
     assert result.queue_id in lab.sender.queued_ids()
-    # Neither over the refused session nor in clear: the receiver never had it.
+    # Neither over the refused session nor in clear: the receiver never had it. The sender did
+    # reach it, started TLS, and left before MAIL FROM.
     assert received(lab.receivers, message_id) == []
+    seen = [s for s in sessions(lab.receivers, lab.dests.domains[label].address) if 'ehlo=' in s]
+    assert seen and all('starttls=1' in s and 'mail=' not in s for s in seen), seen
 
 
 @pytest.mark.parametrize('label', [label for label in CASES if label != 'rollover'])
@@ -290,7 +296,7 @@ def test_dane_refused_against_a_non_validating_resolver(lab):
     message = str(failed[-1].get('msg', ''))
     assert lab.dns.signed_probe.rstrip('.') in message or 'validat' in message.lower(), message
     assert lab.refused_queries > 0          # the check really asked that resolver
-    assert lab.main_cf_unchanged
+    assert lab.config_unchanged           # main.cf, master.cf, no partner table written
 
 
 def test_role_settings(lab):
