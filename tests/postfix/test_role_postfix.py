@@ -13,6 +13,7 @@ import jinja2
 import pytest
 
 from tests.integration.playbook import REPO, run_playbook
+from tests.lab.pki import LabCA
 from tests.postfix.mail_lab import SendingPostfix, StsResolver
 
 WHEELS = os.path.join(REPO, '.build', 'wheels', 'mta-sts-resolver')
@@ -239,6 +240,8 @@ BAD_INPUT = [
                                                                'key': '/nonexistent.key'}]},
      ['postfix_inbound_certificates[0].cert']),
     ('certificate and key mismatch', 'mismatch', ['postfix_inbound_certificates[0]', 'key']),
+    # A Python without ensurepip (Debian without python3-venv) cannot make the venv: said before pip tries.
+    ('no venv support', 'no_venv', ['postfix_mta_sts_resolver_python', 'ensurepip', 'install python3-venv']),
 ]
 
 
@@ -249,6 +252,9 @@ def test_bad_input_fails_naming_the_field_before_any_change(lab):
     for case, changes, _expected in BAD_INPUT:
         if changes == 'mismatch':
             changes = {'postfix_inbound_certificates': [dict(lab.certs[0], key=lab.certs[1]['key'])]}
+        elif changes == 'no_venv':
+            changes = {'postfix_mta_sts': True, 'postfix_mta_sts_resolver_venv': lab.path('no-venv'),
+                       'postfix_mta_sts_resolver_python': python_without_ensurepip(lab)}
         tasks.append({'name': case, 'block': [{'ansible.builtin.include_role': {'name': 'mailsec.mta_sts.postfix'},
                                                'vars': changes}],
                       'rescue': [{'name': 'failed: ' + case, 'ansible.builtin.debug': {'msg': '{{ ansible_failed_result.msg }}'}}]})
@@ -262,6 +268,27 @@ def test_bad_input_fails_naming_the_field_before_any_change(lab):
             assert text in rescued[0]['msg'], (case, rescued[0]['msg'])
     assert not [result['_task'] for result in run.results if result.get('changed')]
     assert lab.snapshot() == before
+    assert lab.reload_count() == 1
+
+
+def python_without_ensurepip(lab):
+    path = lab.path('python-without-ensurepip')
+    with open(path, 'w') as handle:
+        handle.write('#!/bin/sh\nexec python3 -c "import sys; sys.modules[\'ensurepip\'] = None; exec(sys.argv[1])" "$2"\n')
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_inbound_verify_fails_naming_each_name_that_does_not_verify(lab):
+    # The certificates are served, but the probe trusts another CA: neither name verifies.
+    other_ca = LabCA(name='another lab root CA').write_bundle(lab.path('other-ca.pem'))
+    run = lab.run(postfix_inbound_verify_ca_file=other_ca)
+    assert run.returncode != 0
+    failed = task_results(run, 'Every inbound MX name has a certificate that verifies and covers it')[0]
+    assert failed['_status'] == 'failed'
+    assert failed['msg'].startswith('postfix_inbound_certificates: %s: certificate: ' % MX_NAMES[0]), failed['msg']
+    assert '; %s: certificate: ' % MX_NAMES[1] in failed['msg']
+    assert other_ca in failed['msg']
     assert lab.reload_count() == 1
 
 
