@@ -4,7 +4,8 @@ import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id, render_policy
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import check_options, parse_hosts, parse_terms
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _live
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import check_options, parse_hosts, parse_terms, probe_hosts
 
 POLICY = {'mode': 'enforce', 'mx': ['mx1.example.com'], 'max_age': 1209600}
 OPTIONS = {'nameservers': None, 'timeout': 10.0, 'concurrency': 16, 'expiry_warning_days': 14}
@@ -71,3 +72,26 @@ def test_expect_text_policy_in_an_item():
     text = render_policy(POLICY)
     [(_domain, expect)] = parse_terms([{'domain': 'example.com', 'policy': text}])
     assert expect['policy'] == policy_id(text)
+
+
+def test_probe_address_must_be_an_ip_address():
+    with pytest.raises(ValidationError) as caught:
+        probe_hosts(['mx1.example.com'], address='mx.example.com')
+    assert str(caught.value) == "address 'mx.example.com': must be an IPv4 or IPv6 address"
+
+
+def test_probe_address_is_connected_to_instead_of_resolving(monkeypatch):
+    class NoResolver:
+        def addresses(self, host, deadline):
+            raise AssertionError('resolved %s although an address was given' % host)
+
+    connected = []
+
+    def refuse(addresses, port, deadline):
+        connected.append((list(addresses), port))
+        raise ConnectionRefusedError('refused')
+
+    monkeypatch.setattr(_live, '_connect', refuse)
+    facts = _live.probe_mx(NoResolver(), 'mx1.example.com', timeout=1, addresses=['::1'])
+    assert connected == [(['::1'], 25)]
+    assert facts['addresses'] == ['::1'] and facts['error']['kind'] == 'connect'
