@@ -4,18 +4,23 @@ One lab for the whole file (inside ``scripts/lab-netns``): Knot signs
 ``sts.example.`` and unbound validates it (``dnssec_lab``), nginx serves the
 policies on 127.0.0.1:443, one ``MailLab(accept=True)`` answers as every MX
 (each on its own 127.0.0.x:25, discarding what it accepts), and a real
-sending Postfix is configured by one real ``ansible-playbook`` run of the
-role (partners, DANE, MTA-STS through the resolver the role installed from
-local wheels).  Every case is one domain and one message, all sent at once.
+sending Postfix is configured by real ``ansible-playbook`` runs of the role
+(partners, DANE, MTA-STS through the resolver the role installed from local
+wheels): first refused (DANE against a resolver that does not validate),
+then for real.  Every case is one domain and one message, all sent at once.
 
 What a case asserts, from the sender's log and queue and the receiver's log:
 
-* delivered: ``status=sent``, the TLS line the same ``smtp`` process logged
-  for that relay (``Verified`` / ``Trusted`` / ``Untrusted TLS connection
-  established to <mx>``), and the receiver logged the Message-ID;
-* deferred: ``status=deferred``, the message still in the queue
-  (``postqueue -j``), and the receiver never saw its Message-ID: it was
-  neither sent over the refused TLS session nor in clear.
+* delivered: ``status=sent`` to the domain's MX, the TLS line the same
+  ``smtp`` process logged for that relay (``Verified`` / ``Trusted`` /
+  ``Untrusted TLS connection established to <mx>``), the receiver logged
+  the Message-ID under the queue id the sender was given, and the session
+  that carried it had STARTTLS;
+* deferred: every attempt ``status=deferred (Server certificate not
+  verified)``, the message still in the queue (``postqueue -j``), the
+  receiver never saw its Message-ID, and each of its sessions with the
+  sender reached STARTTLS and ended before MAIL FROM: neither sent over the
+  refused TLS session nor in clear.
 """
 
 import collections
@@ -122,8 +127,8 @@ class Lab:
 
     @property
     def dnssec_probe(self):
-        # Without the final dot: Postfix 3.7 finds 'ns:sts.example.' invalid and warns
-        # "DNSSEC validation may be unavailable" (its probe only takes 'ns:.' with a dot).
+        # Without the final dot: with 'ns:sts.example.' Postfix 3.7's own probe warns "DNSSEC
+        # validation may be unavailable" (seen here; the root 'ns:.' is the one dotted name it takes).
         return f'ns:{self.dns.signed_probe.rstrip(".")}'
 
     def build(self):
