@@ -11,13 +11,15 @@ import subprocess
 
 import jinja2
 import pytest
+import yaml
 
 from tests.integration.playbook import REPO, run_playbook
 from tests.lab.pki import LabCA
 from tests.postfix.mail_lab import SendingPostfix, StsResolver
 
 WHEELS = os.path.join(REPO, '.build', 'wheels', 'mta-sts-resolver')
-RESOLVER_PORT = 18461
+# Not the resolver's own defaults (127.0.0.1:8461), so a setting lost on the way shows.
+RESOLVER_HOST, RESOLVER_PORT = '127.0.0.2', 18461
 MX_NAMES = ['mx1.role.example', 'mx2.role.example']
 ADMIN_MAP = 'texthash:/etc/postfix/admin_tls_policy'
 
@@ -59,6 +61,7 @@ class RoleLab:
             'postfix_mta_sts_resolver_venv': self.path('venv'),
             'postfix_mta_sts_resolver_wheels': WHEELS,
             'postfix_mta_sts_resolver_config': self.path('mta-sts-daemon.yml'),
+            'postfix_mta_sts_resolver_host': RESOLVER_HOST,
             'postfix_mta_sts_resolver_port': RESOLVER_PORT,
             'postfix_mta_sts_resolver_cache_grace': 5,
             'postfix_mta_sts_resolver_zones': {'strict': {'strict_testing': True}},
@@ -133,7 +136,7 @@ def test_first_run_configures_postfix_and_the_resolver(lab):
     conf = lab.postfix.conf_dir
     # The admin's table first, then the partners, then the MTA-STS resolver on the configured port.
     assert settings['smtp_tls_policy_maps'].replace(',', ' ').split() == [
-        ADMIN_MAP, 'hash:%s/mailsec_tls_partners' % conf, 'socketmap:inet:127.0.0.1:%d:postfix' % RESOLVER_PORT]
+        ADMIN_MAP, 'hash:%s/mailsec_tls_partners' % conf, 'socketmap:inet:%s:%d:postfix' % (RESOLVER_HOST, RESOLVER_PORT)]
     assert settings['smtp_tls_CAfile'] == lab.ca_file
     assert settings['smtp_tls_security_level'] == 'may'
     assert settings['smtpd_tls_security_level'] == 'may'
@@ -163,19 +166,24 @@ def test_first_run_configures_postfix_and_the_resolver(lab):
 
 def test_the_resolver_runs_with_the_rendered_configuration(lab):
     config = lab.path('mta-sts-daemon.yml')
+    with open(config) as handle:
+        written = yaml.safe_load(handle)
+    assert sorted(written) == ['cache', 'cache_grace', 'default_zone', 'host', 'port', 'proactive_policy_fetching',
+                               'reuse_port', 'shutdown_timeout', 'zones']
     # What the resolver's own loader makes of the file.
     loaded = json.loads(subprocess.run(
         [lab.path('venv', 'bin', 'python'), '-c',
          'import json, sys; from postfix_mta_sts_resolver.utils import load_config; '
          'print(json.dumps(load_config(sys.argv[1])))', config],
         capture_output=True, text=True, check=True, timeout=30).stdout)
-    assert (loaded['host'], loaded['port'], loaded['cache_grace']) == ('127.0.0.1', RESOLVER_PORT, 5)
+    assert (loaded['host'], loaded['port'], loaded['cache_grace']) == (RESOLVER_HOST, RESOLVER_PORT, 5)
     assert loaded['cache'] == {'type': 'internal', 'options': {'cache_size': 10000}}
     assert loaded['default_zone'] == {'strict_testing': False, 'timeout': 4, 'require_sni': True, 'tlsrpt': False}
     assert loaded['zones'] == {'strict': {'strict_testing': True, 'timeout': 4, 'require_sni': True, 'tlsrpt': False}}
     # The daemon from the venv serves Postfix's map on that port: a lab domain without a policy is
     # "not found" (exit 1, nothing on stderr), where a daemon that is not there is a query error.
-    resolver = StsResolver(lab.path('venv'), config, lab.ca_file, lab.path('resolver.log'), port=RESOLVER_PORT)
+    resolver = StsResolver(lab.path('venv'), config, lab.ca_file, lab.path('resolver.log'), address=RESOLVER_HOST,
+                           port=RESOLVER_PORT)
     resolver.start()
     try:
         answer = subprocess.run(['postmap', '-q', 'plain.example', lab.postconf()['smtp_tls_policy_maps'].split()[-1]],
@@ -183,7 +191,7 @@ def test_the_resolver_runs_with_the_rendered_configuration(lab):
     finally:
         resolver.stop()
     assert (answer.returncode, answer.stdout, answer.stderr) == (1, '', '')
-    failed = subprocess.run(['postmap', '-q', 'plain.example', 'socketmap:inet:127.0.0.1:%d:postfix' % RESOLVER_PORT],
+    failed = subprocess.run(['postmap', '-q', 'plain.example', 'socketmap:inet:%s:%d:postfix' % (RESOLVER_HOST, RESOLVER_PORT)],
                             capture_output=True, text=True, timeout=30, check=False)
     assert 'query error' in failed.stderr
 
