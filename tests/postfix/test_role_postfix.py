@@ -1,8 +1,9 @@
 """The postfix role through real ansible-playbook runs, against a running Postfix of its own (the sending
 Postfix of mail_lab, configuration directory in a temp dir), with the resolver installed from the local
-wheels into a temp venv. The tests run in file order on one lab; each starts from the state the previous
-one left. Deliveries are tests/postfix/test_deliveries.py's business; this file is about the role itself:
-what it writes, that a second run writes nothing, check and diff mode, bad input, and the handler order."""
+wheels into a temp venv, and the resolver's service managed through a stand-in systemctl (systemd does not
+run here). The tests run in file order on one lab; each starts from the state the previous one left.
+Deliveries are tests/postfix/test_deliveries.py's business; this file is about the role itself: what it
+writes, that a second run writes nothing, check and diff mode, bad input, and the handler order."""
 
 import json
 import os
@@ -20,8 +21,44 @@ from tests.postfix.mail_lab import SendingPostfix, StsResolver
 WHEELS = os.path.join(REPO, '.build', 'wheels', 'mta-sts-resolver')
 # Not the resolver's own defaults (127.0.0.1:8461), so a setting lost on the way shows.
 RESOLVER_HOST, RESOLVER_PORT = '127.0.0.2', 18461
+UNIT = 'mailsec-mta-sts-resolver.service'
 MX_NAMES = ['mx1.role.example', 'mx2.role.example']
 ADMIN_MAP = 'texthash:/etc/postfix/admin_tls_policy'
+
+
+# systemd does not run here: this stands in for systemctl, keeping each unit's enabled/active state in a
+# JSON file and logging every command that changes something, so the role's systemd mode can run.
+FAKE_SYSTEMCTL = r'''#!/usr/bin/env python3
+import json, os, sys
+state_dir = os.environ['FAKE_SYSTEMD_DIR']
+path = os.path.join(state_dir, 'state.json')
+state = json.load(open(path)) if os.path.exists(path) else {}
+args = [arg for arg in sys.argv[1:] if not arg.startswith('-')]
+command, unit = args[0], (args[1].strip("'") if len(args) > 1 else None)
+known = unit and os.path.exists(os.path.join('/etc/systemd/system', unit))
+units = state.setdefault('units', {})
+current = units.setdefault(unit, {'enabled': False, 'active': False}) if unit else None
+if command == 'show':
+    print('Id=%s' % unit)
+    print('LoadState=%s' % ('loaded' if known else 'not-found'))
+    print('ActiveState=%s' % ('active' if current['active'] else 'inactive'))
+    print('SubState=%s' % ('running' if current['active'] else 'dead'))
+elif command == 'is-enabled':
+    print('enabled' if current['enabled'] else 'disabled')
+    sys.exit(0 if current['enabled'] else 1)
+elif command in ('enable', 'start', 'restart', 'daemon-reload'):
+    if command == 'enable':
+        current['enabled'] = True
+    if command in ('start', 'restart'):
+        if not known:
+            sys.exit('Unit %s not found.' % unit)
+        current['active'] = True
+    with open(os.path.join(state_dir, 'calls'), 'a') as log:
+        log.write(' '.join([command] + ([unit] if unit else [])) + '\n')
+else:
+    sys.exit('fake systemctl: %s not handled' % command)
+json.dump(state, open(path, 'w'))
+'''
 
 
 class RoleLab:
@@ -30,6 +67,10 @@ class RoleLab:
         self.ca_file = ca.write_bundle(self.path('ca.pem'))
         self.certs = [self._pair(ca, 'mx1', [MX_NAMES[0]]), self._pair(ca, 'mx2', [MX_NAMES[1]])]
         self.reloads = self.path('reloads')
+        self.systemd = self.path('systemd')
+        self.unit_dir = self.path('systemd', 'units')
+        # The stand-in systemctl first on PATH, for every run.
+        self.env = {'PATH': self.systemd + ':' + os.environ['PATH'], 'FAKE_SYSTEMD_DIR': self.systemd}
         # The admin's own entry, which the role must keep ahead of its own.
         self.postfix = SendingPostfix(self.path('postfix'), listeners=[('127.0.0.1', 25, ())],
                                       settings={'smtp_tls_policy_maps': ADMIN_MAP})
@@ -65,7 +106,7 @@ class RoleLab:
             'postfix_mta_sts_resolver_port': RESOLVER_PORT,
             'postfix_mta_sts_resolver_cache_grace': 5,
             'postfix_mta_sts_resolver_zones': {'strict': {'strict_testing': True}},
-            'postfix_mta_sts_resolver_service': 'none',
+            'postfix_mta_sts_resolver_service': 'systemd',
             'postfix_inbound_certificates': self.certs,
             'postfix_inbound_verify': True,
             'postfix_inbound_verify_ca_file': self.ca_file,
@@ -74,8 +115,31 @@ class RoleLab:
         return values
 
     def run(self, check=False, diff=False, **changes):
-        return run_playbook([{'ansible.builtin.include_role': {'name': 'mailsec.mta_sts.postfix'}}],
+        return run_playbook([{'ansible.builtin.include_role': {'name': 'mailsec.mta_sts.postfix'}}], env=self.env,
                             check=check, diff=diff, play_vars=self.role_vars(**changes), workdir=self.path())
+
+    def start_fake_systemd(self):
+        """The stand-in systemctl, and an empty /etc/systemd/system of this namespace's own."""
+        os.makedirs(self.unit_dir)
+        systemctl = os.path.join(self.systemd, 'systemctl')
+        with open(systemctl, 'w') as handle:
+            handle.write(FAKE_SYSTEMCTL)
+        os.chmod(systemctl, 0o755)
+        subprocess.run(['mount', '--bind', self.unit_dir, '/etc/systemd/system'], check=True)
+
+    @staticmethod
+    def stop_fake_systemd():
+        subprocess.run(['umount', '/etc/systemd/system'], check=True)
+
+    def systemctl_calls(self):
+        """The systemctl commands that changed something since the last call."""
+        path = os.path.join(self.systemd, 'calls')
+        if not os.path.exists(path):
+            return []
+        with open(path) as handle:
+            calls = handle.read().splitlines()
+        os.unlink(path)
+        return calls
 
     def postconf(self, *names):
         settings = {}
@@ -122,11 +186,13 @@ def lab(tmp_path_factory, lab_ca, dnssec_lab):  # pylint: disable=unused-argumen
     lab = RoleLab(str(tmp_path_factory.mktemp('role')), lab_ca)
     # The postfix user reaches the queue inside the 0700 pytest directory only through this.
     os.chmod(lab.workdir, 0o755)
-    lab.postfix.start()
+    lab.start_fake_systemd()
     try:
+        lab.postfix.start()
         yield lab
     finally:
         lab.postfix.stop()
+        lab.stop_fake_systemd()
 
 
 def test_first_run_configures_postfix_and_the_resolver(lab):
@@ -161,7 +227,13 @@ def test_first_run_configures_postfix_and_the_resolver(lab):
     # Postfix 3.7 here: every newer feature is skipped, each with its reason, and the role says so.
     skipped = task_results(run, 'Say which newer Postfix features were skipped, and why')
     assert [line.split(':')[0] for line in skipped[0]['msg']] == ['tlsrpt', 'enforce_sts_mx_patterns', 'requiretls']
-    assert 'postfix_mta_sts_resolver_service is none' in task_results(run, 'Say who starts the resolver')[0]['msg']
+
+    # systemd mode: the unit written, systemd reloaded, the resolver enabled and started, and not restarted at
+    # the end (it started with this configuration).
+    assert lab.systemctl_calls() == ['daemon-reload', 'enable ' + UNIT, 'start ' + UNIT]
+    with open(os.path.join('/etc/systemd/system', UNIT)) as handle:
+        exec_start = 'ExecStart=%s -c %s\n' % (lab.path('venv', 'bin', 'mta-sts-daemon'), lab.path('mta-sts-daemon.yml'))
+        assert exec_start in handle.read()
 
 
 def test_the_resolver_runs_with_the_rendered_configuration(lab):
@@ -204,6 +276,7 @@ def test_second_run_changes_nothing(lab):
     assert [result['_task'] for result in run.results if result.get('changed')] == []
     assert lab.snapshot() == before
     assert lab.reload_count() == 1
+    assert lab.systemctl_calls() == []
 
 
 def test_check_diff_shows_the_change_and_writes_nothing(lab):
@@ -217,6 +290,7 @@ def test_check_diff_shows_the_change_and_writes_nothing(lab):
     assert '+cache_grace: 30' in run.output
     assert lab.snapshot() == before
     assert lab.reload_count() == 1
+    assert lab.systemctl_calls() == []
 
 
 def test_check_mode_on_a_new_host_with_dane_writes_nothing(lab, dnssec_lab):
@@ -225,8 +299,10 @@ def test_check_mode_on_a_new_host_with_dane_writes_nothing(lab, dnssec_lab):
     run = lab.run(check=True, postfix_mta_sts_resolver_venv=os.path.join(fresh, 'venv'),
                   postfix_mta_sts_resolver_config=os.path.join(fresh, 'mta-sts-daemon.yml'),
                   postfix_dane=True, postfix_dane_dnssec_probe='soa:' + dnssec_lab.signed_probe.rstrip('.'),
-                  postfix_dane_bogus_name=dnssec_lab.bogus_name.rstrip('.'))
+                  postfix_dane_bogus_name=dnssec_lab.bogus_name.rstrip('.'), postfix_mta_sts_resolver_service='none')
     assert run.returncode == 0, run
+    assert 'postfix_mta_sts_resolver_service is none' in task_results(run, 'Say who starts the resolver')[0]['msg']
+    assert lab.systemctl_calls() == []
     planned = task_results(run, "Configure Postfix's TLS settings, policy maps and certificates")[0]
     assert planned['changed'] and planned['settings']['smtp_tls_security_level'] == 'dane'
     assert not os.path.exists(fresh)
@@ -309,9 +385,14 @@ def test_a_failing_postfix_check_stops_the_reload(lab):
     # main.cf has the change; the running Postfix does not. A change back with a check that passes is
     # reloaded, so the assertions above can fail.
     assert lab.postconf()['smtp_tls_security_level'] == 'encrypt'
-    run = lab.run()
+    assert lab.systemctl_calls() == []
+    # With a new cache grace too: the running resolver is restarted first, then Postfix checked and reloaded.
+    # (The last test that runs the role: it leaves the grace behind.)
+    run = lab.run(postfix_mta_sts_resolver_cache_grace=10)
     assert run.returncode == 0, run
-    assert [r['_status'] for r in task_results(run, 'Postfix check')] == ['ok']
+    assert [task_name(r) for r in run.results if task_name(r).startswith('Postfix')] == [
+        'Postfix mta-sts resolver restart', 'Postfix check', 'Postfix reload']
+    assert lab.systemctl_calls() == ['daemon-reload', 'restart ' + UNIT]
     assert lab.reload_count() == 2
     assert lab.postconf()['smtp_tls_security_level'] == 'may'
 
