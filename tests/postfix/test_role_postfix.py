@@ -324,6 +324,9 @@ BAD_INPUT = [
                                                                'key': '/nonexistent.key'}]},
      ['postfix_inbound_certificates[0].cert']),
     ('certificate and key mismatch', 'mismatch', ['postfix_inbound_certificates[0]', 'key']),
+    ('two CA sources', {'postfix_tls_ca_path': '/etc/ssl/certs'}, ['postfix_tls_ca_file', 'postfix_tls_ca_path', 'set exactly one']),
+    ('sqlite cache without a file', {'postfix_mta_sts': True, 'postfix_mta_sts_resolver_cache_type': 'sqlite'},
+     ['postfix_mta_sts_resolver_cache_options.filename']),
     # A Python without ensurepip (Debian without python3-venv) cannot make the venv: said before pip tries.
     ('no venv support', 'no_venv', ['postfix_mta_sts_resolver_python', 'ensurepip', 'install python3-venv']),
 ]
