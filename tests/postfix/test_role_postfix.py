@@ -210,6 +210,10 @@ def test_first_run_configures_postfix_and_the_resolver(lab):
     assert settings['smtpd_tls_mandatory_protocols'] == '>=TLSv1.2'
     assert settings['smtpd_tls_chain_files'].replace(',', ' ').split() == [lab.certs[0]['key'], lab.certs[0]['cert']]
     assert settings['tls_server_sni_maps']
+    # The fact the role sets is the module's return, for later tasks.
+    fact = task_results(run, 'Set the fact with the result of the Postfix configuration')[0]['ansible_facts']['postfix_tls_result']
+    assert fact['policy_maps'] == settings['smtp_tls_policy_maps'].replace(',', ' ').split()
+    assert fact['postfix_version'] == lab.postfix.postconf('-d', '-h', 'mail_version').strip()
     # Partner domains are looked up as Postfix will, case-folded.
     partners = 'hash:%s/mailsec_tls_partners' % conf
     assert postmap(partners, 'partner.example') == 'secure match=mx.partner.example'
