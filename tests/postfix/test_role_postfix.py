@@ -142,11 +142,9 @@ class RoleLab:
         return calls
 
     def postconf(self, *names):
-        settings = {}
-        for line in self.postfix.postconf('-n', *names).splitlines():
-            name, _, value = line.partition(' = ')
-            settings[name] = value
-        return settings
+        # "name = value", or "name =" when empty.
+        pairs = (line.split('=', 1) for line in self.postfix.postconf('-n', *names).splitlines())
+        return dict((name.strip(), value.strip()) for name, value in pairs)
 
     def snapshot(self):
         """Bytes and mtime of every file the role writes (the venv aside)."""
