@@ -178,6 +178,15 @@ def merge_policy_maps(current, ours, keep=True, managed=()):
     return merged
 
 
+def same_socketmaps(current, table):
+    """The entries of ``current`` that are socketmaps with the same map name as ``table`` (at any address)."""
+    if not table.startswith('socketmap:'):
+        return []
+    name = table.rsplit(':', 1)[-1]
+    return [entry for entry in split_list(current)
+            if entry.startswith('socketmap:') and entry.rsplit(':', 1)[-1] == name]
+
+
 # --- inbound ---
 
 def normalize_certificates(certificates):
@@ -415,8 +424,14 @@ def plan_tls(params, current, defaults, tlsrpt_built=None):
         ours.append(params['mta_sts_map'])
     managed = ['%s:%s' % (kind, partner_map) for kind in TABLE_TYPES]
     managed += [DEFAULT_MTA_STS_MAP, DEFAULT_DANE_MAP, dane.get('map') or DEFAULT_DANE_MAP]
-    policy_maps = merge_policy_maps(current.get('smtp_tls_policy_maps', ''), ours,
-                                    params.get('keep_policy_maps', True), managed)
+    current_maps = current.get('smtp_tls_policy_maps', '')
+    # A resolver or the DANE lookup moved to another address leaves its old entry behind; kept as the admin's
+    # (in front), that dead socketmap would defer every delivery it is asked about. Socketmaps are told apart by
+    # their map name, which the resolver and our DANE lookup fix.
+    managed += same_socketmaps(current_maps, dane.get('map') or DEFAULT_DANE_MAP)
+    if params.get('mta_sts_map'):
+        managed += same_socketmaps(current_maps, params['mta_sts_map'])
+    policy_maps = merge_policy_maps(current_maps, ours, params.get('keep_policy_maps', True), managed)
 
     settings = dict(
         smtp_tls_CAfile=params.get('ca_file') or '',

@@ -126,6 +126,17 @@ def test_tables_we_managed_before_and_no_longer_want_are_dropped_not_kept_as_the
         'hash:/x', _postfix.DEFAULT_MTA_STS_MAP]
 
 
+def test_a_resolver_or_dane_lookup_moved_to_another_address_leaves_no_dead_entry_behind():
+    moved = 'socketmap:inet:127.0.0.1:18461:postfix'
+    current = 'hash:/x, socketmap:inet:127.0.0.1:9462:dane, socketmap:inet:127.0.0.1:8461:postfix'
+    plan = _postfix.plan_tls(params(mta_sts_map=moved, dane={'enabled': True}),
+                             {'smtp_tls_policy_maps': current}, DEFAULTS)
+    assert plan.policy_maps == ['hash:/x', _postfix.DEFAULT_DANE_MAP, moved]
+    # With MTA-STS off, a resolver socketmap the role did not write at its default address is the admin's.
+    plan = _postfix.plan_tls(params(mta_sts_map=''), {'smtp_tls_policy_maps': 'hash:/x, ' + moved}, DEFAULTS)
+    assert plan.policy_maps == ['hash:/x', moved]
+
+
 def test_the_sni_table_maps_every_name_to_key_then_chain():
     table = _postfix.render_sni_table([
         {'names': ['mx1.example.com', 'mx2.example.com'], 'cert': '/c/a.pem', 'key': '/k/a.key'},
