@@ -391,14 +391,22 @@ def test_a_failing_postfix_check_stops_the_reload(lab):
     # reloaded, so the assertions above can fail.
     assert lab.postconf()['smtp_tls_security_level'] == 'encrypt'
     assert lab.systemctl_calls() == []
+    # The reload is not forgotten: once the check passes, a run with nothing left to change reloads.
+    run = lab.run(postfix_tls_security_level='encrypt', postfix_mta_sts_resolver_service='none')
+    assert run.returncode == 0, run
+    assert task_results(run, 'Configure Postfix\'s TLS settings, policy maps and certificates')[0]['changed'] is False
+    assert [task_name(r) for r in run.results if task_name(r).startswith('Postfix')] == [
+        'Postfix check', 'Postfix reload', 'Postfix reload done']
+    assert lab.reload_count() == 2
+    assert not os.path.exists(os.path.join(lab.postfix.conf_dir, '.mailsec-reload-pending'))
     # With a new cache grace too: the running resolver is restarted first, then Postfix checked and reloaded.
     # (The last test that runs the role: it leaves the grace behind.)
     run = lab.run(postfix_mta_sts_resolver_cache_grace=10)
     assert run.returncode == 0, run
     assert [task_name(r) for r in run.results if task_name(r).startswith('Postfix')] == [
-        'Postfix mta-sts resolver restart', 'Postfix check', 'Postfix reload']
+        'Postfix mta-sts resolver restart', 'Postfix check', 'Postfix reload', 'Postfix reload done']
     assert lab.systemctl_calls() == ['daemon-reload', 'restart ' + UNIT]
-    assert lab.reload_count() == 2
+    assert lab.reload_count() == 3
     assert lab.postconf()['smtp_tls_security_level'] == 'may'
 
 
