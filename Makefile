@@ -32,8 +32,7 @@ $(BUILD_VENV)/.installed: REQUIREMENT = $(BUILD_REQUIREMENT)
 $(OLDEST_CORE_VENV)/.installed: REQUIREMENT = $(OLDEST_CORE_REQUIREMENT)
 
 test: deps $(COLLECTION_LINK) $(OLDEST_CORE_VENV)/.installed
-	$(PYTHON) -m pytest
-	scripts/lab-netns $(PYTHON) -m pytest tests/postfix
+	scripts/run-test-suites $(PYTHON)
 	$(MAKE) --no-print-directory lint changelog-lint docs-lint sanity sanity-oldest DEPS_DONE=1
 
 # Inside `make test`, deps ran already.
