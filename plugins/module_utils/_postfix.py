@@ -178,6 +178,13 @@ def merge_policy_maps(current, ours, keep=True, managed=()):
     return merged
 
 
+def postfix_probe(dnssec_probe):
+    """``dnssec_probe`` as main.cf gets it: the name without a final dot (the root stays ``.``). Postfix 3.7 answered
+    ``ns:sts.example.`` with "DNSSEC validation may be unavailable" where ``ns:sts.example`` passed (seen in the lab)."""
+    rdtype, _sep, name = dnssec_probe.partition(':')
+    return '%s:%s' % (rdtype, name.rstrip('.') or '.')
+
+
 def same_socketmaps(current, table):
     """The entries of ``current`` that are socketmaps with the same map name as ``table`` (at any address)."""
     if not table.startswith('socketmap:'):
@@ -440,7 +447,7 @@ def plan_tls(params, current, defaults, tlsrpt_built=None):
         smtp_tls_policy_maps=', '.join(policy_maps),
     )
     if dane_on:
-        settings.update(smtp_dns_support_level='dnssec', dnssec_probe=dane['dnssec_probe'])
+        settings.update(smtp_dns_support_level='dnssec', dnssec_probe=postfix_probe(dane['dnssec_probe']))
     if certificates:
         first = certificates[0]
         settings.update(

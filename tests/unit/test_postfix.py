@@ -126,6 +126,12 @@ def test_tables_we_managed_before_and_no_longer_want_are_dropped_not_kept_as_the
         'hash:/x', _postfix.DEFAULT_MTA_STS_MAP]
 
 
+def test_the_dnssec_probe_is_written_without_a_final_dot_but_the_root_stays():
+    assert _postfix.postfix_probe('ns:sts.example.') == 'ns:sts.example'
+    assert _postfix.postfix_probe('ns:.') == 'ns:.'
+    assert _postfix.postfix_probe('soa:example') == 'soa:example'
+
+
 def test_a_resolver_or_dane_lookup_moved_to_another_address_leaves_no_dead_entry_behind():
     moved = 'socketmap:inet:127.0.0.1:18461:postfix'
     current = 'hash:/x, socketmap:inet:127.0.0.1:9462:dane, socketmap:inet:127.0.0.1:8461:postfix'
@@ -189,7 +195,7 @@ def test_the_plan_with_partners_dane_and_inbound():
                                 _postfix.DEFAULT_DANE_MAP, _postfix.DEFAULT_MTA_STS_MAP]
     assert plan.settings['smtp_tls_security_level'] == 'dane'
     assert plan.settings['smtp_dns_support_level'] == 'dnssec'
-    assert plan.settings['dnssec_probe'] == 'soa:sts.example.'
+    assert plan.settings['dnssec_probe'] == 'soa:sts.example'
     assert plan.settings['smtpd_tls_chain_files'] == '/k, /c.pem'
     assert plan.settings['tls_server_sni_maps'] == 'lmdb:/etc/postfix/mailsec_sni'
     assert plan.settings['smtpd_tls_protocols'] == plan.settings['smtpd_tls_mandatory_protocols'] == '>=TLSv1.2'
