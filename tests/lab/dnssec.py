@@ -130,4 +130,3 @@ class DnssecLab:
             yield self.resolv_conf_path
         finally:
             subprocess.run(['umount', RESOLV_CONF], check=True)
-

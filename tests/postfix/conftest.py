@@ -14,7 +14,6 @@ from tests.lab.netns import private_namespace_problems
 from tests.lab.pki import LabCA
 
 
-
 def pytest_configure(config):  # pylint: disable=unused-argument
     # Called as soon as this conftest is loaded, before anything is collected.
     problems = private_namespace_problems()
