@@ -20,7 +20,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import Val
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import (
     DNSPYTHON_IMPORT_ERROR, EDNS_PAYLOAD, HAS_DNSPYTHON, LiveError, parse_nameserver, server_text)
 
-if HAS_DNSPYTHON:  # else probe_resolver says what is missing
+try:
     import dns.exception
     import dns.flags
     import dns.message
@@ -29,6 +29,8 @@ if HAS_DNSPYTHON:  # else probe_resolver says what is missing
     import dns.rcode
     import dns.rdatatype
     import dns.resolver
+except ImportError:  # pragma: no cover - _live's HAS_DNSPYTHON is False too, and probe_resolver says what is missing
+    pass
 
 ATTEMPT_MIN = 0.5   # seconds: a lost UDP packet is sent again within the timeout
 PROBE_EXAMPLE = "Postfix's type:name form, e.g. ns:. or soa:example.org."
