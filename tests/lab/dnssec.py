@@ -15,12 +15,11 @@ resolv.conf over /etc/resolv.conf: only inside a private mount namespace
 
 import contextlib
 import os
-import subprocess
 
 import dns.dnssec
 
 from .knot import KnotLab
-from .netns import require_private_namespace
+from .netns import bind_mount
 from .unbound import UnboundLab
 
 RESOLV_CONF = '/etc/resolv.conf'
@@ -122,11 +121,7 @@ class DnssecLab:
         Refused outside a private mount namespace: there the bind mount
         would change name resolution for the whole machine.
         """
-        require_private_namespace('DnssecLab.bind_resolv_conf')
         with open(RESOLV_CONF, 'rb') as f:
             self.machine_resolv_conf = f.read()
-        subprocess.run(['mount', '--bind', self.resolv_conf_path, RESOLV_CONF], check=True)
-        try:
+        with bind_mount(self.resolv_conf_path, RESOLV_CONF, 'DnssecLab.bind_resolv_conf'):
             yield self.resolv_conf_path
-        finally:
-            subprocess.run(['umount', RESOLV_CONF], check=True)

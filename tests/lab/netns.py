@@ -10,7 +10,9 @@ so "private" is judged against this process's ancestors: ``lab-netns`` is
 started from the machine's namespaces, and the command it runs is not.
 """
 
+import contextlib
 import os
+import subprocess
 
 PROC = '/proc'
 
@@ -83,3 +85,18 @@ def require_private_namespace(what):
     if problems:
         raise RuntimeError(f'{what} only runs inside scripts/lab-netns (a private network and '
                            f'mount namespace): {"; ".join(problems)}')
+
+
+@contextlib.contextmanager
+def bind_mount(source, target, what):
+    """``source`` mounted over ``target`` until the block ends.
+
+    Only inside a private mount namespace (``what`` names the caller in the
+    refusal): anywhere else the mount would change the whole machine.
+    """
+    require_private_namespace(what)
+    subprocess.run(['mount', '--bind', source, target], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(['umount', target], check=True)

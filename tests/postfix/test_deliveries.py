@@ -24,6 +24,7 @@ What a case asserts, from the sender's log and queue and the receiver's log:
 """
 
 import collections
+import contextlib
 import os
 import shutil
 import subprocess
@@ -36,7 +37,7 @@ from cryptography import x509
 from tests.integration.playbook import REPO, run_playbook
 from tests.lab.dnsproxy import CountingDnsProxy
 from tests.lab.mail import MailLab
-from tests.lab.netns import require_private_namespace
+from tests.lab.netns import bind_mount
 from tests.lab.web import PolicyWeb, free_loopback_addresses
 from tests.postfix.mail_lab import (Destinations, SendingPostfix, StsResolver, outcome, received,
                                     sessions, wait_for_outcomes)
@@ -183,27 +184,21 @@ class Lab:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-class non_validating_resolver:  # pylint: disable=invalid-name
+@contextlib.contextmanager
+def non_validating_resolver(dns, workdir):
     """/etc/resolv.conf names a server that answers from Knot without
     validating (no AD bit, no SERVFAIL for a broken signature) until the
     block ends; the DnssecLab's resolv.conf is back afterwards."""
-
-    def __init__(self, dns, workdir):
-        self.proxy = CountingDnsProxy(dns.knot.address, dns.knot.port, listen_address=NON_VALIDATING,
-                                      listen_port=53)
-        self.path = os.path.join(workdir, 'resolv.conf.non-validating')
-
-    def __enter__(self):
-        require_private_namespace('non_validating_resolver')
-        with open(self.path, 'w', encoding='ascii') as f:
-            f.write(f'nameserver {NON_VALIDATING}\noptions edns0 trust-ad\n')
-        self.proxy.start()
-        subprocess.run(['mount', '--bind', self.path, '/etc/resolv.conf'], check=True)
-        return self.proxy
-
-    def __exit__(self, *exc):
-        subprocess.run(['umount', '/etc/resolv.conf'], check=True)
-        self.proxy.stop()
+    proxy = CountingDnsProxy(dns.knot.address, dns.knot.port, listen_address=NON_VALIDATING, listen_port=53)
+    path = os.path.join(workdir, 'resolv.conf.non-validating')
+    with open(path, 'w', encoding='ascii') as f:
+        f.write(f'nameserver {NON_VALIDATING}\noptions edns0 trust-ad\n')
+    proxy.start()
+    try:
+        with bind_mount(path, '/etc/resolv.conf', 'non_validating_resolver'):
+            yield proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture(scope='module')

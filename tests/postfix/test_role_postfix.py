@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.integration.playbook import REPO, run_playbook
+from tests.lab.netns import bind_mount
 from tests.lab.pki import LabCA
 from tests.postfix.mail_lab import SendingPostfix, StsResolver
 
@@ -119,17 +120,13 @@ class RoleLab:
                             check=check, diff=diff, play_vars=self.role_vars(**changes), workdir=self.path())
 
     def start_fake_systemd(self):
-        """The stand-in systemctl, and an empty /etc/systemd/system of this namespace's own."""
+        """The stand-in systemctl, and (a context manager) an empty /etc/systemd/system of this namespace's own."""
         os.makedirs(self.unit_dir)
         systemctl = os.path.join(self.systemd, 'systemctl')
         with open(systemctl, 'w') as handle:
             handle.write(FAKE_SYSTEMCTL)
         os.chmod(systemctl, 0o755)
-        subprocess.run(['mount', '--bind', self.unit_dir, '/etc/systemd/system'], check=True)
-
-    @staticmethod
-    def stop_fake_systemd():
-        subprocess.run(['umount', '/etc/systemd/system'], check=True)
+        return bind_mount(self.unit_dir, '/etc/systemd/system', 'the stand-in systemd')
 
     def systemctl_calls(self):
         """The systemctl commands that changed something since the last call."""
@@ -184,13 +181,12 @@ def lab(tmp_path_factory, lab_ca, dnssec_lab):  # pylint: disable=unused-argumen
     lab = RoleLab(str(tmp_path_factory.mktemp('role')), lab_ca)
     # The postfix user reaches the queue inside the 0700 pytest directory only through this.
     os.chmod(lab.workdir, 0o755)
-    lab.start_fake_systemd()
-    try:
-        lab.postfix.start()
-        yield lab
-    finally:
-        lab.postfix.stop()
-        lab.stop_fake_systemd()
+    with lab.start_fake_systemd():
+        try:
+            lab.postfix.start()
+            yield lab
+        finally:
+            lab.postfix.stop()
 
 
 def test_first_run_configures_postfix_and_the_resolver(lab):
