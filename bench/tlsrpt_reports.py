@@ -1,0 +1,223 @@
+"""TLS-RPT reports: wall time and peak memory for 1,000 to 10,000 report files, ours beside parsedmarc and the floor.
+
+Writes a deterministic mix of reports (seeded; see ``report_plan``) to a temporary directory: sizes from one
+policy with no failure to many policies with about 500 failure details, about half gzip (``.json.gz``) and half
+plain (``.json``), several organisations, each shaped as that kind of sender shapes its reports (``mx-host`` as a
+list or a string, ``failure-reason-code`` or ``failure-error-code``, optional fields left out, unknown keys), and
+about 1 % re-deliveries of an earlier report under another file name. The first N reports of the 10,000 are
+the N-report set, so the counts differ only in how many files there are.
+
+Each run is its own process, measured from outside (wall time and peak RSS, from ``os.wait4``):
+- the floor: read every file, gunzip when gzip, ``json.loads``; nothing else;
+- parsedmarc (in its own venv, bench/_parsedmarc_driver.py): its SMTP TLS report parser on every file;
+- ours: the module's own path, ``_tlsrpt_sources.iter_path`` -> ``parse_report`` -> ``SummaryBuilder``;
+- and once, at the largest count, the module itself through ``ansible-playbook``.
+
+Usage: .venv/bin/python bench/tlsrpt_reports.py [--counts 1000,5000,10000] [--parsedmarc-venv .build/parsedmarc-venv]
+       .venv/bin/python bench/tlsrpt_reports.py --generate DIR [--counts 10000]   (only write the reports)
+"""
+
+import argparse
+import datetime
+import gzip
+import json
+import os
+import random
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+SEED = 8460
+FIRST_DAY = datetime.date(2026, 9, 1)
+DAYS = 91
+DUPLICATE_SHARE = 0.01
+
+# Documentation ranges only (RFC 5737, RFC 3849): sending MTAs are many, receiving MX addresses few.
+SENDER_NETWORKS = ('192.0.2.', '198.51.100.', '203.0.113.')
+RESULT_TYPES = (
+    ('certificate-expired', 8), ('certificate-host-mismatch', 10), ('certificate-not-trusted', 12),
+    ('starttls-not-supported', 30), ('validation-failure', 10), ('sts-policy-fetch-error', 8),
+    ('sts-policy-invalid', 3), ('sts-webpki-invalid', 3), ('tlsa-invalid', 4), ('dnssec-invalid', 2),
+    ('dane-required', 1), ('unknown-new-result-type', 1),
+)
+
+# How each kind of sender writes its reports. weight: its share of the reports.
+SENDERS = (
+    {'organization': 'Google Inc.', 'short': 'google.com', 'contact': 'smtp-tls-reporting@google.com',
+     'weight': 40, 'report_id': '{start}_{domain}', 'mx_host': 'list', 'reason_key': None, 'tz': 'Z',
+     'indent': None, 'optional': ('receiving-ip',), 'extra': {}},
+    {'organization': 'Microsoft Corporation', 'short': 'microsoft.com', 'contact': 'tlsrpt-noreply@microsoft.com',
+     'weight': 25, 'report_id': '{serial}+{domain}', 'mx_host': 'string', 'reason_key': 'failure-reason-code',
+     'tz': 'Z', 'indent': None, 'optional': ('receiving-ip', 'sending-mta-ip', 'receiving-mx-helo'), 'extra': {}},
+    {'organization': 'Example Mail Provider AG', 'short': 'mailprovider.example', 'contact': 'postmaster@mailprovider.example',
+     'weight': 12, 'report_id': '<{serial}.{domain}@mailprovider.example>', 'mx_host': 'list',
+     'reason_key': 'failure-error-code', 'tz': '+00:00', 'indent': 2,
+     'optional': ('sending-mta-ip', 'receiving-ip', 'additional-information'), 'extra': {'x-reporter-version': '2.3'}},
+    {'organization': 'ISP Net AS64500', 'short': 'isp.example', 'contact': 'mailto:tlsrpt@isp.example',
+     'weight': 10, 'report_id': 'isp-{serial}', 'mx_host': 'absent', 'reason_key': None, 'tz': 'Z', 'indent': None,
+     'optional': ('sending-mta-ip',), 'extra': {}},
+    {'organization': 'tlsrpt-reporter at mx.sender.example', 'short': 'mx.sender.example',
+     'contact': 'tlsrpt@sender.example', 'weight': 8, 'report_id': '{start}-{serial}@mx.sender.example',
+     'mx_host': 'list', 'reason_key': 'failure-reason-code', 'tz': 'Z', 'indent': None,
+     'optional': ('sending-mta-ip', 'receiving-ip', 'receiving-mx-hostname', 'receiving-mx-helo'), 'extra': {}},
+    {'organization': 'Small Hoster', 'short': 'hoster.example', 'contact': 'abuse@hoster.example',
+     'weight': 5, 'report_id': '{serial}', 'mx_host': 'string', 'reason_key': None, 'tz': 'Z', 'indent': 4,
+     'optional': (), 'extra': {'report-version': 1}},
+)
+
+# The policy domains: the corpus's two and 28 more, each with two MX hosts.
+POLICY_DOMAINS = ('example.com', 'example.net') + tuple('d%02d.example.org' % n for n in range(1, 29))
+
+
+def mx_names(domain):
+    return ['mx1.' + domain, 'mx2.' + domain]
+
+
+def mx_address(domain, index):
+    """A stable documentation address per MX host, so receiving IPs are few as on the real Internet."""
+    return '2001:db8:%x::%d' % (POLICY_DOMAINS.index(domain) + 1, index + 1)
+
+
+def sts_policy_string(domain, older):
+    mode = 'testing' if older else 'enforce'
+    mx = ['mail.' + domain] if older else mx_names(domain)
+    return ['version: STSv1', 'mode: ' + mode] + ['mx: ' + name for name in mx] + ['max_age: 604800']
+
+
+def weighted(rng, pairs):
+    return rng.choices([value for value, _ in pairs], weights=[weight for _, weight in pairs])[0]
+
+
+def datetime_text(day, end, tz):
+    moment = datetime.datetime.combine(day, datetime.time(23, 59, 59) if end else datetime.time(0, 0, 0))
+    return moment.strftime('%Y-%m-%dT%H:%M:%S') + tz
+
+
+def failure_detail(rng, sender, domain, mx_index, result_type):
+    detail = {'result-type': result_type}
+    mx = mx_names(domain)[mx_index]
+    fields = {
+        'sending-mta-ip': lambda: rng.choice(SENDER_NETWORKS) + str(rng.randrange(1, 255)),
+        'receiving-ip': lambda: mx_address(domain, mx_index),
+        'receiving-mx-hostname': lambda: mx,
+        'receiving-mx-helo': lambda: mx,
+        'additional-information': lambda: 'https://reports.mailprovider.example/tlsrpt/%d' % rng.randrange(10 ** 6),
+    }
+    for name in ('sending-mta-ip', 'receiving-mx-hostname', 'receiving-mx-helo', 'receiving-ip',
+                 'additional-information'):
+        if name not in sender['optional'] or rng.random() < 0.6:
+            detail[name] = fields[name]()
+    detail['failed-session-count'] = rng.randrange(1, 60)
+    if sender['reason_key'] and rng.random() < 0.5:
+        detail[sender['reason_key']] = 'X509_V_ERR_%d' % rng.randrange(2, 30)
+    return detail
+
+
+def policy_entry(rng, sender, domain, policy_type, older, mx_index, failures):
+    """One element of ``policies`` with ``failures`` failure details."""
+    policy = {'policy-type': policy_type, 'policy-domain': domain}
+    if policy_type == 'sts':
+        policy['policy-string'] = sts_policy_string(domain, older)
+        patterns = ['mail.' + domain] if older else mx_names(domain)
+    elif policy_type == 'tlsa':
+        policy['policy-string'] = ['3 1 1 %064x' % rng.getrandbits(256)]
+        patterns = [mx_names(domain)[mx_index]]
+    else:
+        patterns = []
+    if patterns and sender['mx_host'] == 'list':
+        policy['mx-host'] = patterns
+    elif patterns and sender['mx_host'] == 'string':
+        policy['mx-host'] = patterns[0]
+    if policy_type == 'sts':
+        kinds = [pair for pair in RESULT_TYPES if not pair[0].startswith(('tlsa', 'dnssec', 'dane'))]
+    elif policy_type == 'tlsa':
+        kinds = [pair for pair in RESULT_TYPES if not pair[0].startswith('sts')]
+    else:
+        kinds = [('starttls-not-supported', 1), ('validation-failure', 1)]
+    details = [failure_detail(rng, sender, domain, rng.randrange(2) if policy_type != 'tlsa' else mx_index,
+                              weighted(rng, kinds)) for _ in range(failures)]
+    entry = {'policy': policy,
+             'summary': {'total-successful-session-count': rng.randrange(0, 20000),
+                         'total-failure-session-count': sum(d['failed-session-count'] for d in details)}}
+    if details or rng.random() < 0.5:
+        entry['failure-details'] = details
+    return entry
+
+
+def report_plan(index):
+    """(sender, report dict, gzip?) of report ``index``: the same every run, independent of the others."""
+    rng = random.Random('%d:%d' % (SEED, index))
+    sender = rng.choices(SENDERS, weights=[s['weight'] for s in SENDERS])[0]
+    domain = rng.choice(POLICY_DOMAINS)
+    day = FIRST_DAY + datetime.timedelta(days=rng.randrange(DAYS))
+    size = rng.random()
+    if size < 0.80:         # most reports: one policy, no or a few failures
+        shapes = [('sts', False, 0, 0 if rng.random() < 0.6 else rng.randrange(1, 4))]
+    elif size < 0.97:       # a busy domain: the current and an older policy, DANE on one MX, tens of failures
+        shapes = [('sts', False, 0, rng.randrange(5, 40)), ('sts', True, 0, rng.randrange(0, 10)),
+                  ('tlsa', False, rng.randrange(2), rng.randrange(0, 10))]
+    else:                   # a large sender on a bad day: many policies, about 500 failure details
+        shapes = [('sts', False, 0, rng.randrange(200, 300)), ('sts', True, 0, rng.randrange(50, 100))]
+        shapes += [('tlsa', False, n % 2, rng.randrange(10, 30)) for n in range(rng.randrange(3, 10))]
+        shapes += [('no-policy-found', False, 0, rng.randrange(0, 5))]
+    report = {
+        'organization-name': sender['organization'],
+        'date-range': {'start-datetime': datetime_text(day, False, sender['tz']),
+                       'end-datetime': datetime_text(day, True, sender['tz'])},
+        'contact-info': sender['contact'],
+        'report-id': sender['report_id'].format(start=datetime_text(day, False, 'Z'), domain=domain,
+                                                serial=rng.getrandbits(60)),
+        'policies': [policy_entry(rng, sender, domain, policy_type, older, mx_index, failures)
+                     for policy_type, older, mx_index, failures in shapes],
+    }
+    report.update(sender['extra'])
+    return sender, report, rng.random() < 0.5
+
+
+def report_file(index):
+    """(relative path, bytes) of file ``index``; about 1 % are an earlier report delivered again."""
+    rng = random.Random('%d:file:%d' % (SEED, index))
+    source = rng.randrange(index) if index and rng.random() < DUPLICATE_SHARE else index
+    sender, report, compressed = report_plan(source)
+    if source != index:
+        compressed = not compressed
+    text = json.dumps(report, indent=sender['indent'],
+                      separators=(',', ': ') if sender['indent'] else (',', ':')).encode('utf-8')
+    day = datetime.datetime.strptime(report['date-range']['start-datetime'][:10], '%Y-%m-%d')
+    begin = int((day - datetime.datetime(1970, 1, 1)).total_seconds())
+    name = '%s!%s!%d!%d!%05d.json' % (sender['short'], report['policies'][0]['policy']['policy-domain'],
+                                      begin, begin + 86399, index)
+    if compressed:
+        return os.path.join(sender['short'], name + '.gz'), gzip.compress(text, mtime=0)
+    return os.path.join(sender['short'], name), text
+
+
+def generate(directory, count):
+    """Write reports 0..count-1 under ``directory``; returns (files, bytes written)."""
+    written = 0
+    for index in range(count):
+        relative, data = report_file(index)
+        path = os.path.join(directory, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'wb') as handle:
+            handle.write(data)
+        written += len(data)
+    return count, written
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--counts', default='1000,5000,10000')
+    parser.add_argument('--generate', metavar='DIR', help='only write the largest count of reports to DIR')
+    args = parser.parse_args()
+    counts = sorted(int(n) for n in args.counts.split(','))
+    if args.generate:
+        files, size = generate(args.generate, counts[-1])
+        print('%d report files, %.1f MB, in %s' % (files, size / 1e6, args.generate))
+        return 0
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
