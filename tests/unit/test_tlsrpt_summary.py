@@ -233,3 +233,170 @@ def test_since_days_ago_starts_at_midnight_utc():
     assert since_days_ago(14, NOW) == datetime.datetime(2026, 11, 17, tzinfo=UTC)
     assert "days 0: must be a whole number of at least 1" in error_of(since_days_ago, 0, NOW)
     assert parse_time(datetime.date(2026, 1, 2), 'x') == datetime.datetime(2026, 1, 2, tzinfo=UTC)
+
+
+# --- the enforce gate ---
+
+def clean_days(count=14, ok=10, org='google.com', lines=None, first_day=17):
+    """``count`` daily reports from 2026-11-<first_day> on, each with ``ok`` successful sessions."""
+    return [report(org, '%s-%d' % (org, day), '2026-11-%02d' % day, [policy(ok=ok, lines=lines)])
+            for day in range(first_day, first_day + count)]
+
+
+def gate(reports, policy_=POLICY, **options):
+    options.setdefault('now', NOW)
+    return enforce_gate(summarize(reports), 'example.com', policy_, **options)
+
+
+def test_gate_passes_on_enough_clean_reports_of_the_current_policy():
+    result = gate(clean_days() + clean_days(org='microsoft.com'))
+    assert result['passed'] is True, result
+    assert result['reasons'] == []
+    assert result['domain'] == 'example.com'
+    assert result['message'] == ('example.com may go to enforce: 280 sessions in 28 reports from 2 organisations over '
+                                 'the last 14 days (2026-11-17 to 2026-11-30), 0 % failed, no failure of a forbidden '
+                                 'result type')
+    evidence = result['evidence']
+    assert evidence['window'] == {'first': '2026-11-17', 'last': '2026-11-30', 'days': 14}
+    assert evidence['mx'] == ['mail.example.com']
+    assert (evidence['reports'], evidence['sessions'], evidence['successful_sessions']) == (28, 280, 280)
+    assert evidence['organizations'] == ['google.com', 'microsoft.com']
+    assert evidence['failure_rate'] == 0.0
+    assert result['ignored_policies'] == []
+
+
+def test_gate_without_any_report_fails():
+    result = gate([])
+    assert result['passed'] is False
+    assert result['reasons'] == ['no TLS-RPT report about example.com was read; without reports there is no evidence '
+                                 'that senders can deliver under enforce']
+    assert result['message'].startswith('example.com should not go to enforce yet: no TLS-RPT report')
+
+
+def test_gate_counts_only_the_current_policy_and_says_what_it_ignored():
+    reports = clean_days(lines=OLD_POLICY_LINES) + [
+        report('google.com', 'dane', '2026-11-20', [policy(policy_type='tlsa', lines=['3 1 1 ab'], ok=500)]),
+        report('google.com', 'npf', '2026-11-21', [policy(policy_type='no-policy-found', ok=500)]),
+        report('google.com', 'nomx', '2026-11-22', [policy(lines=['version: STSv1', 'mode: testing'], ok=500)]),
+    ]
+    result = gate(reports)
+    assert result['passed'] is False
+    assert result['reasons'] == [
+        "no TLS-RPT report about example.com's policy (mx: mail.example.com) over the last 14 days "
+        "(2026-11-17 to 2026-11-30); 4 policy entries were ignored (see ignored_policies)"]
+    reasons = dict((entry['policy_type'] + str(entry['reports']), entry['reason']) for entry in result['ignored_policies'])
+    assert reasons['sts14'] == ('MX patterns mx.old.example.com differ from the policy\'s mail.example.com: reports '
+                                'about an older or another policy')
+    assert reasons['tlsa1'].startswith('a DANE (tlsa) policy')
+    assert reasons['no-policy-found1'].startswith('the senders found no policy (no-policy-found)')
+    assert reasons['sts1'] == 'the reports name no MX pattern (no mx-host, no mx: line in policy-string)'
+    assert result['evidence']['sessions'] == 0
+
+
+def test_gate_mx_patterns_compare_as_a_case_insensitive_set_from_mx_host_or_policy_string():
+    two = ['version: STSv1', 'mode: testing', 'mx: MX2.example.com.', 'mx: *.Example.net', 'max_age: 86400']
+    policy_text = 'version: STSv1\r\nmode: enforce\r\nmx: *.example.net\r\nmx: mx2.example.com\r\nmax_age: 604800\r\n'
+    by_lines = clean_days(lines=two)
+    by_mx_host = [report('m', 'm%d' % n, '2026-11-%02d' % n, [policy(ok=10, lines=[], mx_host=['*.example.NET', 'mx2.example.com'])])
+                  for n in range(17, 31)]
+    for reports in (by_lines, by_mx_host):
+        result = gate(reports, policy_text)
+        assert result['passed'] is True, result
+        assert result['evidence']['mx'] == ['*.example.net', 'mx2.example.com']
+    # A subset is another policy: an MX the reports never covered would be enforced untested.
+    assert gate(by_lines, dict(POLICY, mx=['mx2.example.com']))['passed'] is False
+
+
+def test_gate_window_is_the_full_days_before_today():
+    outside = [report(day='2026-11-16', report_id='early', policies=[policy(ok=1000, failed=900,
+                                                                            details=[detail('certificate-expired', 900)])]),
+               report(day='2026-12-01', report_id='today', policies=[policy(ok=1000, failed=900,
+                                                                            details=[detail('certificate-expired', 900)])])]
+    result = gate(clean_days() + outside)
+    assert result['passed'] is True, result
+    assert result['evidence']['sessions'] == 140
+    result = gate(clean_days(count=2, first_day=1), days=14)
+    assert result['passed'] is False
+    [ignored] = result['ignored_policies']
+    assert ignored['reason'] == 'no report in the window: its reports cover 2026-11-01T00:00:00Z to 2026-11-02T23:59:59Z'
+    assert gate(clean_days(count=2, first_day=1, ok=100), days=30)['passed'] is True
+
+
+def test_gate_too_few_sessions():
+    result = gate(clean_days(count=4))
+    assert result['reasons'] == ['only 40 sessions reported for example.com over the last 14 days (2026-11-17 to '
+                                 '2026-11-30); at least 100 are needed']
+    assert gate(clean_days(count=4), min_sessions=40)['passed'] is True
+    assert gate(clean_days(count=1, ok=1, first_day=30), days=1, min_sessions=1)['passed'] is True
+
+
+def test_gate_failure_rate_at_the_limit_passes_above_it_fails():
+    def with_failures(failed, result_type='starttls-not-supported'):
+        return clean_days(count=9) + [report(day='2026-11-30', report_id='f', policies=[
+            policy(ok=110 - failed, failed=failed, details=[detail(result_type, failed)])])]
+    assert gate(with_failures(2))['passed'] is True        # 2 of 200 = 1 %
+    result = gate(with_failures(3))
+    assert result['reasons'] == ['1.5 % of the 200 sessions reported for example.com over the last 14 days '
+                                 '(2026-11-17 to 2026-11-30) failed (3); at most 1 % may fail']
+    assert gate(with_failures(3), max_failure_rate=1.5)['passed'] is True
+    assert gate(with_failures(1), max_failure_rate=0)['passed'] is False
+
+
+@pytest.mark.parametrize('result_type, forbidden, passed', [
+    ('certificate-expired', None, False),
+    ('certificate-host-mismatch', None, False),
+    ('sts-policy-fetch-error', None, False),
+    ('sts-webpki-invalid', None, False),
+    ('starttls-not-supported', None, True),
+    ('validation-failure', None, True),
+    ('Certificate-Expired', None, True),     # result types are case-sensitive tokens
+    ('starttls-not-supported', ['starttls-*'], False),
+    ('certificate-expired', [], True),
+    ('x-new-type', ['x-*'], False),
+])
+def test_gate_forbidden_result_types_are_fnmatch_patterns(result_type, forbidden, passed):
+    reports = clean_days() + [report(day='2026-11-30', report_id='f', policies=[
+        policy(ok=999, failed=1, details=[detail(result_type, 1)])])]
+    options = {} if forbidden is None else {'forbidden_result_types': forbidden}
+    result = gate(reports, max_failure_rate=5, **options)
+    assert result['passed'] is passed, result
+    if not passed:
+        assert result['evidence']['forbidden_failures'] == {result_type: 1}
+        assert result['reasons'][-1] == (
+            'sessions to example.com failed with %s (1) over the last 14 days (2026-11-17 to 2026-11-30); none of %s may '
+            'occur before enforce' % (result_type, ', '.join(forbidden or ['certificate-*', 'sts-*'])))
+
+
+def test_gate_gives_every_reason_at_once():
+    reports = [report(day='2026-11-20', policies=[policy(ok=5, failed=5, details=[detail('certificate-expired', 5)])])]
+    reasons = gate(reports)['reasons']
+    assert [reason.split(' ')[:2] for reason in reasons] == [['only', '10'], ['50', '%'], ['sessions', 'to']]
+
+
+def test_gate_reads_the_clock_when_now_is_not_given():
+    today = datetime.datetime.now(UTC).date()
+    reports = [report(day=(today - datetime.timedelta(days=1)).isoformat(), policies=[policy(ok=100)])]
+    assert enforce_gate(summarize(reports), 'example.com', POLICY)['passed'] is True
+    assert enforce_gate(summarize(reports), 'EXAMPLE.com.', POLICY, now='2026-01-01')['evidence']['window']['last'] == '2025-12-31'
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'min_sessions': 0}, "enforce_gate.min_sessions 0: must be a whole number of at least 1"),
+    ({'min_sessions': True}, "enforce_gate.min_sessions True: must be a whole number"),
+    ({'days': '14'}, "enforce_gate.days '14': must be a whole number of at least 1"),
+    ({'max_failure_rate': 101}, "enforce_gate.max_failure_rate 101: must be a number of percent from 0 to 100"),
+    ({'max_failure_rate': -0.5}, "enforce_gate.max_failure_rate -0.5: must be a number of percent"),
+    ({'forbidden_result_types': [1]}, "enforce_gate.forbidden_result_types [1]: must be a list of result types"),
+    ({'now': 'noon'}, "enforce_gate.now 'noon': must be a date"),
+    ({'domain': 'not a domain'}, "enforce_gate.domain 'not a domain'"),
+    ({'policy_': {'mode': 'enforce', 'max_age': 604800}},
+     "enforce_gate.policies.example.com.mx []: at least one mx pattern is required"),
+    ({'policy_': 'mode: enforce\n'}, "enforce_gate.policies.example.com.policy"),
+    ({'policy_': 42}, "enforce_gate.policies.example.com 42: must be a dict or the policy text"),
+    ({'summary': [1]}, "summary [1]: must be a summary"),
+])
+def test_gate_options_are_checked_naming_the_option(options, message):
+    arguments = {'summary': summarize([]), 'domain': 'example.com', 'policy_': POLICY, 'now': NOW}
+    arguments.update(options)
+    assert message in error_of(lambda summary, domain, policy_, **rest: enforce_gate(summary, domain, policy_, **rest),
+                               **arguments)
