@@ -82,10 +82,19 @@ $(CHECKDMARC_VENV)/.installed:
 	$(CHECKDMARC_VENV)/bin/pip install -q --disable-pip-version-check 'checkdmarc==6.0.4'
 	touch $@
 
-bench: deps $(COLLECTION_LINK) $(CHECKDMARC_VENV)/.installed
+# parsedmarc, measured beside the TLS-RPT report reader, likewise in a venv of its own.
+PARSEDMARC_VENV := .build/parsedmarc-venv
+
+$(PARSEDMARC_VENV)/.installed:
+	python3 -m venv $(PARSEDMARC_VENV)
+	$(PARSEDMARC_VENV)/bin/pip install -q --disable-pip-version-check 'parsedmarc==11.1.0'
+	touch $@
+
+bench: deps $(COLLECTION_LINK) $(CHECKDMARC_VENV)/.installed $(PARSEDMARC_VENV)/.installed
 	$(PYTHON) bench/record_updates.py
 	$(PYTHON) bench/validate_bulk.py --domains 200 --delay-ms 20 --checkdmarc-venv $(CHECKDMARC_VENV)
 	$(PYTHON) bench/policy_host.py --domains 10,100,1000 --template-max 100
+	$(PYTHON) bench/tlsrpt_reports.py --counts 1000,5000,10000 --parsedmarc-venv $(PARSEDMARC_VENV)
 
 build: $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/ansible-galaxy collection build --force --output-path .build/dist

@@ -23,7 +23,11 @@ import gzip
 import json
 import os
 import random
+import subprocess
 import sys
+import tempfile
+import time
+import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -32,6 +36,8 @@ SEED = 8460
 FIRST_DAY = datetime.date(2026, 9, 1)
 DAYS = 91
 DUPLICATE_SHARE = 0.01
+# The version `make bench` pins in .build/parsedmarc-venv.
+PARSEDMARC_VERSION = '11.1.0'
 
 # Documentation ranges only (RFC 5737, RFC 3849): sending MTAs are many, receiving MX addresses few.
 SENDER_NETWORKS = ('192.0.2.', '198.51.100.', '203.0.113.')
@@ -41,6 +47,8 @@ RESULT_TYPES = (
     ('sts-policy-invalid', 3), ('sts-webpki-invalid', 3), ('tlsa-invalid', 4), ('dnssec-invalid', 2),
     ('dane-required', 1), ('unknown-new-result-type', 1),
 )
+REASON_CODES = ('CertificateNameMismatch', 'CertificateExpired', 'X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT',
+                'X509_V_ERR_HOSTNAME_MISMATCH', 'StartTlsNotSupported', 'TLS handshake timeout')
 
 # How each kind of sender writes its reports. weight: its share of the reports.
 SENDERS = (
@@ -48,11 +56,11 @@ SENDERS = (
      'weight': 40, 'report_id': '{start}_{domain}', 'mx_host': 'list', 'reason_key': None, 'tz': 'Z',
      'indent': None, 'optional': ('receiving-ip',), 'extra': {}},
     {'organization': 'Microsoft Corporation', 'short': 'microsoft.com', 'contact': 'tlsrpt-noreply@microsoft.com',
-     'weight': 25, 'report_id': '{serial}+{domain}', 'mx_host': 'string', 'reason_key': 'failure-reason-code',
+     'weight': 25, 'report_id': '{serial}+{domain}', 'mx_host': 'string', 'reason_key': 'failure-error-code',
      'tz': 'Z', 'indent': None, 'optional': ('receiving-ip', 'sending-mta-ip', 'receiving-mx-helo'), 'extra': {}},
     {'organization': 'Example Mail Provider AG', 'short': 'mailprovider.example', 'contact': 'postmaster@mailprovider.example',
      'weight': 12, 'report_id': '<{serial}.{domain}@mailprovider.example>', 'mx_host': 'list',
-     'reason_key': 'failure-error-code', 'tz': '+00:00', 'indent': 2,
+     'reason_key': 'failure-reason-code', 'tz': '+00:00', 'indent': 2,
      'optional': ('sending-mta-ip', 'receiving-ip', 'additional-information'), 'extra': {'x-reporter-version': '2.3'}},
     {'organization': 'ISP Net AS64500', 'short': 'isp.example', 'contact': 'mailto:tlsrpt@isp.example',
      'weight': 10, 'report_id': 'isp-{serial}', 'mx_host': 'absent', 'reason_key': None, 'tz': 'Z', 'indent': None,
@@ -110,7 +118,7 @@ def failure_detail(rng, sender, domain, mx_index, result_type):
             detail[name] = fields[name]()
     detail['failed-session-count'] = rng.randrange(1, 60)
     if sender['reason_key'] and rng.random() < 0.5:
-        detail[sender['reason_key']] = 'X509_V_ERR_%d' % rng.randrange(2, 30)
+        detail[sender['reason_key']] = rng.choice(REASON_CODES)
     return detail
 
 
@@ -194,29 +202,198 @@ def report_file(index):
 
 
 def generate(directory, count):
-    """Write reports 0..count-1 under ``directory``; returns (files, bytes written)."""
-    written = 0
+    """Write reports 0..count-1 under ``directory``; returns their paths relative to it, in order, and their bytes."""
+    paths, written = [], 0
     for index in range(count):
         relative, data = report_file(index)
         path = os.path.join(directory, relative)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, 'wb') as handle:
             handle.write(data)
+        paths.append(relative)
         written += len(data)
-    return count, written
+    return paths, written
+
+
+def link_first(source, paths, directory):
+    """The first ``len(paths)`` reports of ``source`` as hard links under ``directory`` (no copy)."""
+    for relative in paths:
+        target = os.path.join(directory, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.link(os.path.join(source, relative), target)
+
+
+def report_files(directory):
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            yield os.path.join(root, name)
+
+
+def floor(directory):
+    """Read, gunzip when gzip, json.loads: the least any reader must do. Counts what it loaded."""
+    counts = dict.fromkeys(('files', 'reports', 'policies', 'failure_details'), 0)
+    for path in report_files(directory):
+        counts['files'] += 1
+        with open(path, 'rb') as handle:
+            data = handle.read()
+        if data[:2] == b'\x1f\x8b':
+            data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
+        report = json.loads(data)
+        counts['reports'] += 1
+        counts['policies'] += len(report['policies'])
+        counts['failure_details'] += sum(len(policy.get('failure-details', ())) for policy in report['policies'])
+    return counts
+
+
+def ours(directory):
+    """The module's path: the directory walk, the parser and the summary, one report in memory at a time."""
+    from tests.conftest import link_collection
+    link_collection()
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils import _tlsrpt_summary
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import DEFAULT_MAX_BYTES, parse_report
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_sources import ReportError, iter_path
+
+    builder = _tlsrpt_summary.SummaryBuilder()
+    files = 0
+    for source, data in iter_path(directory, DEFAULT_MAX_BYTES):
+        files += 1
+        if isinstance(data, ReportError):
+            builder.add_error(source, str(data))
+            continue
+        try:
+            builder.add(parse_report(data), source)
+        except ValidationError as exc:
+            builder.add_error(source, str(exc))
+    summary = builder.result()
+    domains = summary['domains'].values()
+    return {'files': files, 'reports': summary['reports'], 'duplicates': summary['duplicates'],
+            'errors': len(summary['errors']), 'first_errors': summary['errors'][:5],
+            'successful_sessions': sum(d['successful_sessions'] for d in domains),
+            'failed_sessions': sum(d['failed_sessions'] for d in domains)}
+
+
+def playbook(directory):
+    """The module through a real ansible-playbook run; the counts are read from its returned summary."""
+    from tests.conftest import link_collection
+    from tests.integration.playbook import run_playbook
+    link_collection()
+    run = run_playbook([{'name': 'read the reports', 'mailsec.mta_sts.tlsrpt_report_info': {'paths': [directory]},
+                         'register': 'found'}])
+    if run.returncode != 0:
+        raise SystemExit('ansible-playbook failed: %r' % run)
+    summary = run.result['summary']
+    domains = summary['domains'].values()
+    return {'reports': summary['reports'], 'duplicates': summary['duplicates'], 'errors': len(summary['errors']),
+            'first_errors': summary['errors'][:5],
+            'successful_sessions': sum(d['successful_sessions'] for d in domains),
+            'failed_sessions': sum(d['failed_sessions'] for d in domains)}
+
+
+WORKERS = {'floor': floor, 'ours': ours, 'playbook': playbook}
+
+
+def work(name, directory):
+    """Run inside the measured process: one worker, its counts and its loop time as JSON on stdout."""
+    begin = time.monotonic()
+    counts = WORKERS[name](directory)
+    counts['seconds'] = time.monotonic() - begin
+    json.dump(counts, sys.stdout)
+    return 0
+
+
+def measure(command):
+    """Run ``command``; (what it printed as JSON, wall seconds, peak RSS in MiB of it and its children)."""
+    begin = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO)
+    output = process.stdout.read()
+    process.stdout.close()
+    # wait4, not wait: the rusage of this one child (and its waited-for descendants), where
+    # getrusage(RUSAGE_CHILDREN) would give the largest of every child so far.
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.monotonic() - begin
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit('%s exited with %d' % (' '.join(command), process.returncode))
+    return json.loads(output), seconds, usage.ru_maxrss / 1024.0
+
+
+def runs(parsedmarc_python):
+    """(label, command line ending in the directory to read) for every measured run but the playbook."""
+    ours_command = [sys.executable, os.path.abspath(__file__), '--worker']
+    found = [('floor: gunzip + json.loads', ours_command + ['floor'])]
+    if parsedmarc_python:
+        driver = os.path.join(REPO, 'bench', '_parsedmarc_driver.py')
+        found += [('parsedmarc %s parse_smtp_tls_report_json' % PARSEDMARC_VERSION,
+                   [parsedmarc_python, driver, 'parser']),
+                  ('parsedmarc %s parse_report_file, kept (its CLI)' % PARSEDMARC_VERSION,
+                   [parsedmarc_python, driver, 'cli'])]
+    found.append(('mailsec.mta_sts: iter_path + parse_report + SummaryBuilder', ours_command + ['ours']))
+    return found
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--counts', default='1000,5000,10000')
+    parser.add_argument('--repeat', type=int, default=3, help='runs of each measurement; the fastest is shown')
+    parser.add_argument('--parsedmarc-venv', default=os.path.join(REPO, '.build', 'parsedmarc-venv'))
+    parser.add_argument('--no-playbook', action='store_true', help='leave out the ansible-playbook runs')
     parser.add_argument('--generate', metavar='DIR', help='only write the largest count of reports to DIR')
+    parser.add_argument('--worker', choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument('directory', nargs='?', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        return work(args.worker, args.directory)
     counts = sorted(int(n) for n in args.counts.split(','))
     if args.generate:
-        files, size = generate(args.generate, counts[-1])
-        print('%d report files, %.1f MB, in %s' % (files, size / 1e6, args.generate))
+        paths, size = generate(args.generate, counts[-1])
+        print('%d report files, %.1f MB, in %s' % (len(paths), size / 1e6, args.generate))
         return 0
+    parsedmarc_python = os.path.join(args.parsedmarc_venv, 'bin', 'python')
+    if not os.path.exists(parsedmarc_python):
+        print('no %s: the parsedmarc rows are left out' % parsedmarc_python, file=sys.stderr)
+        parsedmarc_python = None
+    table = []
+    with tempfile.TemporaryDirectory(prefix='tlsrpt-bench-') as workdir:
+        largest = os.path.join(workdir, str(counts[-1]))
+        paths, size = generate(largest, counts[-1])
+        print('%d report files, %.1f MB on disk' % (len(paths), size / 1e6), file=sys.stderr)
+        directories = {counts[-1]: largest}
+        for count in counts[:-1]:
+            directories[count] = os.path.join(workdir, str(count))
+            link_first(largest, paths[:count], directories[count])
+        labelled = runs(parsedmarc_python)
+        if not args.no_playbook:
+            labelled.append(('mailsec.mta_sts.tlsrpt_report_info through ansible-playbook',
+                             [sys.executable, os.path.abspath(__file__), '--worker', 'playbook']))
+        for label, command in labelled:
+            repeat = 1 if command[-1] == 'playbook' else args.repeat
+            for count in counts:
+                measured = [measure(command + [directories[count]]) for _ in range(repeat)]
+                # The fastest run's times (the others lost time to something else), the largest peak seen.
+                found, seconds, _ = min(measured, key=lambda run: run[1])
+                peak = max(run[2] for run in measured)
+                if found.get('errors'):
+                    print('%s, %d: %d errors, first: %r' % (label, count, found['errors'], found['first_errors']),
+                          file=sys.stderr)
+                table.append((label, count, found, seconds, peak))
+                print('%s, %d reports: %.2f s, %.1f MiB' % (label, count, seconds, peak), file=sys.stderr)
+    print_table(table)
     return 0
+
+
+def print_table(table):
+    print('| run | report files | reports read (duplicates) | errors | loop (s) | process (s) | per report (ms) '
+          '| peak RSS (MiB) |')
+    print('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    for label, count, found, seconds, peak in table:
+        read = '%d' % found['reports']
+        if 'duplicates' in found:
+            read += ' (%d)' % found['duplicates']
+        print('| %s | %d | %s | %d | %.2f | %.2f | %.3f | %.0f |' % (
+            label, count, read, found.get('errors', 0), found['seconds'], seconds, 1000.0 * found['seconds'] / count,
+            peak))
 
 
 if __name__ == '__main__':
