@@ -519,3 +519,91 @@ def enforce_gate(summary, domain, policy, min_sessions=DEFAULT_MIN_SESSIONS, day
         message = '%s should not go to enforce yet: %s' % (domain, '; '.join(reasons))
     return {'domain': domain, 'passed': passed, 'reasons': reasons, 'message': message,
             'evidence': evidence, 'ignored_policies': ignored}
+
+
+# --- Markdown ---
+
+# Report values come from senders: every character that could start Markdown or HTML is escaped,
+# and white space runs (a newline would end the table row) become one space.
+_MARKDOWN_SPECIAL = re.compile(r'([\\`*_\[\]|~])')
+
+
+def _cell(value):
+    if value is None:
+        return '-'
+    text = re.sub(r'\s+', ' ', '%s' % value).strip()
+    text = text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+    return _MARKDOWN_SPECIAL.sub(r'\\\1', text)
+
+
+def _rate_cell(rate):
+    return 'n/a' if rate is None else '%.2f %%' % rate
+
+
+def _table(header, alignment, rows):
+    lines = ['| ' + ' | '.join(header) + ' |', '| ' + ' | '.join(alignment) + ' |']
+    lines.extend('| ' + ' | '.join(row) + ' |' for row in rows)
+    return lines
+
+
+def _by_count(counts):
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _domain_markdown(domain, totals):
+    lines = ['## ' + _cell(domain), '']
+    lines += _table(
+        ['Reports', 'Organisations', 'Successful sessions', 'Failed sessions', 'Failure rate', 'First', 'Last'],
+        ['---:', '---', '---:', '---:', '---:', '---', '---'],
+        [[str(totals['reports']), _cell(', '.join(totals['organizations'])), str(totals['successful_sessions']),
+          str(totals['failed_sessions']), _rate_cell(totals['failure_rate']), _cell(totals['first']),
+          _cell(totals['last'])]])
+    lines += ['', '### Failures by result type', '']
+    if totals['failures_by_result_type']:
+        lines += _table(['Result type', 'Failed sessions'], ['---', '---:'],
+                        [[_cell(name), str(count)] for name, count in _by_count(totals['failures_by_result_type'])])
+    else:
+        lines.append('No failure details reported.')
+    if totals['failures_by_receiving_mx']:
+        lines += ['', '### Failures by receiving MX', '']
+        lines += _table(
+            ['Receiving MX', 'Receiving IP', 'Failed sessions', 'Result types'], ['---', '---', '---:', '---'],
+            [[_cell(row['receiving_mx_hostname']), _cell(row['receiving_ip']), str(row['failed_sessions']),
+              _cell(', '.join('%s (%d)' % item for item in _by_count(row['failures_by_result_type'])))]
+             for row in totals['failures_by_receiving_mx']])
+    lines += ['', '### Policies seen', '']
+    lines += _table(
+        ['Type', 'Policy', 'MX patterns', 'Reports', 'Successful', 'Failed', 'First', 'Last'],
+        ['---', '---', '---', '---:', '---:', '---:', '---', '---'],
+        [[_cell(entry['policy_type']), _cell('; '.join(entry['policy_string']) or None),
+          _cell(', '.join(policy_mx_patterns(entry)) or None), str(entry['reports']), str(entry['successful_sessions']),
+          str(entry['failed_sessions']), _cell(entry['first']), _cell(entry['last'])]
+         for entry in totals['policies']])
+    return lines
+
+
+def render_markdown(summary):
+    """GitHub-flavoured Markdown of a summary: per domain its totals, failures and policies; then the errors."""
+    if not isinstance(summary, Mapping) or not isinstance(summary.get('domains'), Mapping):
+        raise ValidationError('summary', summary, 'must be a summary (what tlsrpt_summary returns)')
+    window = summary['window']
+    skipped = summary.get('skipped', {})
+    lines = ['# TLS-RPT summary', '',
+             '%s from %s counted; skipped: %d duplicate, %d outside the window, %d about other domains; '
+             '%d could not be read.' % (
+                 _plural(summary['reports'], 'report'), _plural(len(summary['organizations']), 'organisation'),
+                 summary['duplicates'], skipped.get('outside_window', 0), skipped.get('no_matching_domain', 0),
+                 len(summary['errors'])),
+             '', 'Window: %s.' % (' '.join(part for part in (
+                 window['since'] and 'from ' + window['since'], window['until'] and 'until ' + window['until'])
+                 if part) or 'all dates')]
+    if not summary['domains']:
+        lines += ['', 'No report counted.']
+    for domain, totals in summary['domains'].items():
+        lines.append('')
+        lines += _domain_markdown(domain, totals)
+    if summary['errors']:
+        lines += ['', '## Reports that could not be read', '']
+        lines += _table(['Source', 'Reason'], ['---', '---'],
+                        [[_cell(error['source']), _cell(error['reason'])] for error in summary['errors']])
+    return '\n'.join(lines) + '\n'

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_summary import (
-    SummaryBuilder, enforce_gate, parse_since, parse_time, since_days_ago, summarize,
+    SummaryBuilder, enforce_gate, parse_since, parse_time, render_markdown, since_days_ago, summarize,
 )
 
 UTC = datetime.timezone.utc
@@ -400,3 +400,57 @@ def test_gate_options_are_checked_naming_the_option(options, message):
     arguments.update(options)
     assert message in error_of(lambda summary, domain, policy_, **rest: enforce_gate(summary, domain, policy_, **rest),
                                **arguments)
+
+
+# --- Markdown ---
+
+def test_markdown_tables_per_domain():
+    summary = summarize([
+        report('google.com', 'g1', '2026-11-20', [policy(ok=90, failed=10, details=[
+            detail('starttls-not-supported', 4, mx='mx2.example.com', ip='192.0.2.26'), detail('certificate-expired', 6)])]),
+        report('google.com', 'g1', '2026-11-20'),
+        report('microsoft.com', 'm1', '2026-11-21', [policy('example.net', ok=7, lines=[], mx_host=['*.example.net'])]),
+    ], since='2026-11-01')
+    text = render_markdown(summary)
+    assert text.startswith('# TLS-RPT summary\n\n2 reports from 2 organisations counted; skipped: 1 duplicate, '
+                           '0 outside the window, 0 about other domains; 0 could not be read.\n\n'
+                           'Window: from 2026-11-01T00:00:00Z.\n\n## example.com\n\n')
+    assert ('| Reports | Organisations | Successful sessions | Failed sessions | Failure rate | First | Last |\n'
+            '| ---: | --- | ---: | ---: | ---: | --- | --- |\n'
+            '| 1 | google.com | 90 | 10 | 10.00 % | 2026-11-20T00:00:00Z | 2026-11-20T23:59:59Z |\n') in text
+    # Most failures first.
+    assert ('| Result type | Failed sessions |\n| --- | ---: |\n| certificate-expired | 6 |\n'
+            '| starttls-not-supported | 4 |\n') in text
+    assert ('| mail.example.com | 192.0.2.25 | 6 | certificate-expired (6) |\n'
+            '| mx2.example.com | 192.0.2.26 | 4 | starttls-not-supported (4) |\n') in text
+    assert ('| sts | version: STSv1; mode: testing; mx: mail.example.com; max\\_age: 86400 | mail.example.com | 1 | 90 | '
+            '10 | 2026-11-20T00:00:00Z | 2026-11-20T23:59:59Z |\n') in text
+    net = text[text.index('## example.net'):]
+    assert 'No failure details reported.' in net
+    assert '| sts | - | \\*.example.net | 1 | 7 | 0 |' in net
+    assert '## Reports that could not be read' not in text
+
+
+def test_markdown_escapes_what_senders_write():
+    hostile = 'evil|org <img src=x onerror=alert(1)> *bold* [link](http://x) `code`\n| injected | row |'
+    builder = SummaryBuilder()
+    builder.add(report(hostile, 'h', policies=[policy(ok=1, failed=1, details=[detail('x|y', 1, mx='a|b')])]), 'r')
+    builder.add_error('dir/bad|name.json', 'report: not\nJSON & <b>')
+    text = render_markdown(builder.result())
+    assert ('| 1 | evil\\|org &lt;img src=x onerror=alert(1)&gt; \\*bold\\* \\[link\\](http://x) \\`code\\` \\| injected '
+            '\\| row \\| | 1 | 1 |') in text
+    assert '| x\\|y | 1 |' in text
+    assert '| a\\|b | 192.0.2.25 | 1 | x\\|y (1) |' in text
+    assert text.endswith('## Reports that could not be read\n\n| Source | Reason |\n| --- | --- |\n'
+                         '| dir/bad\\|name.json | report: not JSON &amp; &lt;b&gt; |\n')
+    # Every table row keeps its column count: no unescaped pipe slipped in.
+    for line in text.splitlines():
+        if line.startswith('| 1 | evil'):
+            assert len(line.replace('\\|', '').split('|')) == 9
+
+
+def test_markdown_of_an_empty_summary():
+    text = render_markdown(summarize([], since='2026-11-01', until='2026-11-15'))
+    assert text.endswith('Window: from 2026-11-01T00:00:00Z until 2026-11-15T00:00:00Z.\n\nNo report counted.\n')
+    assert 'Window: all dates.' in render_markdown(summarize([]))
+    assert "summary 'x': must be a summary" in error_of(render_markdown, 'x')
