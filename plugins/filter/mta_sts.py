@@ -7,12 +7,14 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import datetime
+
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils import _acme, _mx, _policy, _tlsrpt
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _acme, _mx, _policy, _tlsrpt, _tlsrpt_summary
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 
 
@@ -28,9 +30,9 @@ def _plain(value):
 
 
 def _wrap(function):
-    def filter_function(*args):
+    def filter_function(*args, **kwargs):
         try:
-            return function(*[_plain(arg) for arg in args])
+            return function(*[_plain(arg) for arg in args], **dict((name, _plain(value)) for name, value in kwargs.items()))
         except ValidationError as exc:
             raise AnsibleFilterError(str(exc))
     filter_function.__name__ = function.__name__
@@ -53,6 +55,17 @@ def mx_match(host, patterns):
     return _mx.matches_any(patterns, host)
 
 
+def tlsrpt_enforce_gate(summary, domain, policy, min_sessions=_tlsrpt_summary.DEFAULT_MIN_SESSIONS,
+                        days=_tlsrpt_summary.DEFAULT_DAYS, max_failure_rate=_tlsrpt_summary.DEFAULT_MAX_FAILURE_RATE,
+                        forbidden_result_types=_tlsrpt_summary.DEFAULT_FORBIDDEN_RESULT_TYPES, now=None):
+    """``summary | tlsrpt_enforce_gate(domain, policy, ...)``: the gate's verdict; ``now`` defaults to the clock."""
+    if now is None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+    return _tlsrpt_summary.enforce_gate(summary, domain, policy, min_sessions, days, max_failure_rate,
+                                        forbidden_result_types, now, option='tlsrpt_enforce_gate',
+                                        policy_field='tlsrpt_enforce_gate.policy')
+
+
 class FilterModule(object):
 
     def filters(self):
@@ -64,4 +77,7 @@ class FilterModule(object):
             'policy_id': _wrap(_policy.policy_id),
             'mx_match': _wrap(mx_match),
             'acme_certificate_groups': _wrap(_acme.plan_certificate_groups),
+            'tlsrpt_summary': _wrap(_tlsrpt_summary.summarize),
+            'tlsrpt_markdown': _wrap(_tlsrpt_summary.render_markdown),
+            'tlsrpt_enforce_gate': _wrap(tlsrpt_enforce_gate),
         }

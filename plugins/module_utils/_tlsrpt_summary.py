@@ -443,7 +443,7 @@ def enforce_gate(summary, domain, policy, min_sessions=DEFAULT_MIN_SESSIONS, day
     """Whether a summary is evidence enough to move ``domain``'s policy to enforce.
 
     Counts the ``sts`` policy entries whose MX patterns equal the policy's, over the ``days``
-    full UTC days before the day of ``now`` (the clock when None). Passes when there is at
+    full UTC days before the day of ``now`` (required: the caller reads the clock). Passes when there is at
     least one such report, at least ``min_sessions`` sessions, a failure rate of at most
     ``max_failure_rate`` percent and no failure whose result type matches a pattern of
     ``forbidden_result_types``. Options are checked before anything is judged; errors name
@@ -457,7 +457,9 @@ def enforce_gate(summary, domain, policy, min_sessions=DEFAULT_MIN_SESSIONS, day
     mx = _policy_mx(policy, policy_field or '%s.policies.%s' % (option, domain))
     if not isinstance(summary, Mapping) or not isinstance(summary.get('domains'), Mapping):
         raise ValidationError('summary', summary, 'must be a summary (what tlsrpt_summary returns)')
-    now = parse_time(now, option + '.now') if now is not None else datetime.datetime.now(UTC)
+    if now is None:
+        raise ValidationError(option + '.now', now, 'is required: the gate judges the days before it')
+    now = parse_time(now, option + '.now')
 
     today = now.date()
     first_day = (today - datetime.timedelta(days=days)).isoformat()

@@ -373,11 +373,12 @@ def test_gate_gives_every_reason_at_once():
     assert [reason.split(' ')[:2] for reason in reasons] == [['only', '10'], ['50', '%'], ['sessions', 'to']]
 
 
-def test_gate_reads_the_clock_when_now_is_not_given():
-    today = datetime.datetime.now(UTC).date()
-    reports = [report(day=(today - datetime.timedelta(days=1)).isoformat(), policies=[policy(ok=100)])]
-    assert enforce_gate(summarize(reports), 'example.com', POLICY)['passed'] is True
-    assert enforce_gate(summarize(reports), 'EXAMPLE.com.', POLICY, now='2026-01-01')['evidence']['window']['last'] == '2025-12-31'
+def test_gate_now_is_given_by_the_caller():
+    reports = [report(day='2025-12-31', policies=[policy(ok=100)])]
+    result = enforce_gate(summarize(reports), 'EXAMPLE.com.', POLICY, now='2026-01-01T23:59:59+01:00')
+    assert result['domain'] == 'example.com'
+    assert result['evidence']['window']['last'] == '2025-12-31'
+    assert result['passed'] is True
 
 
 @pytest.mark.parametrize('options, message', [
@@ -388,6 +389,7 @@ def test_gate_reads_the_clock_when_now_is_not_given():
     ({'max_failure_rate': -0.5}, "enforce_gate.max_failure_rate -0.5: must be a number of percent"),
     ({'forbidden_result_types': [1]}, "enforce_gate.forbidden_result_types [1]: must be a list of result types"),
     ({'now': 'noon'}, "enforce_gate.now 'noon': must be a date"),
+    ({'now': None}, "enforce_gate.now None: is required"),
     ({'domain': 'not a domain'}, "enforce_gate.domain 'not a domain'"),
     ({'policy_': {'mode': 'enforce', 'max_age': 604800}},
      "enforce_gate.policies.example.com.mx []: at least one mx pattern is required"),
