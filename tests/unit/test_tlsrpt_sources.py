@@ -1,5 +1,6 @@
 """Report sources: picking the report parts of a mail (pure), and walking files, mails and maildirs."""
 
+import base64
 import gzip
 import json
 import os
@@ -10,6 +11,7 @@ import pytest
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_sources import (
     NO_REPORT_PART, ReportError, iter_path, part_source, reports_in_message,
 )
+from tests.unit.tlsrpt_corpus import gzip_bomb, gzip_bytes, mime_message, raw
 
 MAX = 64 * 1024
 
@@ -220,3 +222,19 @@ def test_symlink_loops_end_and_a_linked_directory_is_read_once(tmp_path):
 
 def test_a_missing_path_is_one_error(tmp_path):
     assert walk(tmp_path / 'nowhere') == ([('.', 'cannot be read: No such file or directory')], [])
+
+
+def test_a_sender_style_report_mail_of_the_corpus_gives_its_reports_as_sent():
+    documents = [raw('google-sts'), raw('microsoft-sts')]
+    for gzip_parts in (True, False):
+        mail = mime_message(documents, gzip=gzip_parts)
+        assert reports_of(mail) == [('2', documents[0]), ('3', documents[1])]
+
+
+def test_a_gzip_bomb_in_a_mail_stops_at_the_cap():
+    mail = mime_message([raw('minimal')])
+    bomb = mail.replace(base64.encodebytes(gzip_bytes(raw('minimal'))).rstrip(b'\n'),
+                        base64.encodebytes(gzip_bomb(50 * MAX)).rstrip(b'\n'))
+    assert bomb != mail
+    (label, reason), = reports_of(bomb)
+    assert label == '2' and reason.startswith('decompresses to more than %d bytes, the cap' % MAX)
