@@ -456,3 +456,54 @@ def test_markdown_of_an_empty_summary():
     assert text.endswith('Window: from 2026-11-01T00:00:00Z until 2026-11-15T00:00:00Z.\n\nNo report counted.\n')
     assert 'Window: all dates.' in render_markdown(summarize([]))
     assert "summary 'x': must be a summary" in error_of(render_markdown, 'x')
+
+
+# --- the filters, through a real Templar ---
+
+@pytest.fixture(scope='module')
+def templar():
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    reports = clean_days(ok=10) + [report('google.com', 'google.com-17', '2026-11-17')]
+    return Templar(loader=DataLoader(), variables={'reports': reports, 'policy': POLICY})
+
+
+def render(templar, expression):
+    from ansible.template import trust_as_template
+    return templar.template(trust_as_template('{{ %s }}' % expression))
+
+
+def test_filters_take_keyword_options(templar):
+    summary = render(templar, "reports | mailsec.mta_sts.tlsrpt_summary(since='2026-11-20', domains=['example.com'])")
+    # 2026-11-17 to 2026-11-19 and the duplicate of 2026-11-17 are before the window.
+    assert (summary['reports'], summary['skipped']['outside_window']) == (11, 4)
+    assert summary['window']['since'] == '2026-11-20T00:00:00Z'
+    assert render(templar, "reports | mailsec.mta_sts.tlsrpt_summary | mailsec.mta_sts.tlsrpt_markdown").startswith(
+        '# TLS-RPT summary\n\n14 reports from 1 organisation counted; skipped: 1 duplicate')
+    verdict = render(templar, "reports | mailsec.mta_sts.tlsrpt_summary | mailsec.mta_sts.tlsrpt_enforce_gate("
+                              "'example.com', policy, now='2026-12-01', min_sessions=140)")
+    assert verdict['passed'] is True, verdict
+    verdict = render(templar, "reports | mailsec.mta_sts.tlsrpt_summary | mailsec.mta_sts.tlsrpt_enforce_gate("
+                              "domain='example.com', policy=policy, now='2026-12-01', min_sessions=141)")
+    assert verdict['reasons'][0].startswith('only 140 sessions')
+
+
+def test_gate_filter_reads_the_clock_when_now_is_not_given(templar):
+    verdict = render(templar, "{'domains': {}} | mailsec.mta_sts.tlsrpt_enforce_gate('example.com', policy)")
+    today = datetime.datetime.now(UTC).date()
+    assert verdict['evidence']['window']['last'] == (today - datetime.timedelta(days=1)).isoformat()
+
+
+@pytest.mark.parametrize('expression, message', [
+    ("reports | mailsec.mta_sts.tlsrpt_summary(since='soon')", "since 'soon': must be a date YYYY-MM-DD"),
+    ("reports | mailsec.mta_sts.tlsrpt_summary | mailsec.mta_sts.tlsrpt_enforce_gate('example.com', policy, days=0)",
+     'tlsrpt_enforce_gate.days 0: must be a whole number of at least 1'),
+    ("{'domains': {}} | mailsec.mta_sts.tlsrpt_enforce_gate('example.com', {'mode': 'enforce', 'max_age': 1})",
+     'tlsrpt_enforce_gate.policy.mx []: at least one mx pattern is required'),
+    ("[1] | mailsec.mta_sts.tlsrpt_markdown", "summary [1]: must be a summary"),
+])
+def test_filter_errors_name_the_option(templar, expression, message):
+    from ansible.errors import AnsibleError
+    with pytest.raises(AnsibleError) as err:
+        render(templar, expression)
+    assert message in str(err.value)
