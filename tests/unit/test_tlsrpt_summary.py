@@ -507,3 +507,63 @@ def test_filter_errors_name_the_option(templar, expression, message):
     with pytest.raises(AnsibleError) as err:
         render(templar, expression)
     assert message in str(err.value)
+
+
+# --- the shipped corpus, through the parser ---
+
+def corpus_summary(names, **options):
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import parse_report
+    from tests.unit.tlsrpt_corpus import raw
+    builder = SummaryBuilder(**options)
+    for name in names:
+        builder.add(parse_report(raw(name)), name)
+    return builder.result()
+
+
+def raw_totals(names, domain):
+    """The sums straight from the JSON files: an oracle that shares no code with the summary."""
+    from tests.unit.tlsrpt_corpus import report as raw_report
+    successful = failed = 0
+    by_type = {}
+    for name in names:
+        for entry in raw_report(name)['policies']:
+            if entry['policy']['policy-domain'] == domain:
+                successful += entry['summary']['total-successful-session-count']
+                failed += entry['summary']['total-failure-session-count']
+                for item in entry.get('failure-details', []):
+                    by_type[item['result-type']] = by_type.get(item['result-type'], 0) + item['failed-session-count']
+    return successful, failed, by_type
+
+
+def test_corpus_summary_matches_the_json():
+    from tests.unit.tlsrpt_corpus import NAMES
+    summary = corpus_summary(NAMES + ('google-sts', 'microsoft-sts'))
+    assert (summary['reports'], summary['duplicates']) == (len(NAMES), 2)
+    for domain in ('example.com', 'example.net', 'company-y.example'):
+        totals = summary['domains'][domain]
+        successful, failed, by_type = raw_totals(NAMES, domain)
+        assert (totals['successful_sessions'], totals['failed_sessions']) == (successful, failed)
+        assert totals['failures_by_result_type'] == by_type
+    net = summary['domains']['example.net']
+    assert sorted(entry['policy_type'] for entry in net['policies']) == ['no-policy-found', 'sts', 'tlsa']
+    # The DANE report's +02:00 start is 2026-11-01T00:00:00Z: its day is the 1st.
+    [tlsa] = [entry for entry in net['policies'] if entry['policy_type'] == 'tlsa']
+    assert [day['date'] for day in tlsa['daily']] == ['2026-11-01']
+    assert 'Google Inc.' in summary['domains']['example.com']['organizations']
+
+
+def test_corpus_gate_passes_on_the_clean_example_net_and_fails_on_example_com():
+    from tests.unit.tlsrpt_corpus import NAMES
+    summary = corpus_summary(NAMES)
+    net = enforce_gate(summary, 'example.net', {'mode': 'enforce', 'mx': ['*.example.net'], 'max_age': 604800},
+                       now='2026-11-03T08:00:00Z', days=2)
+    assert net['passed'] is True, net
+    assert net['evidence']['sessions'] == 640
+    assert sorted(entry['policy_type'] for entry in net['ignored_policies']) == ['no-policy-found', 'tlsa']
+    com = enforce_gate(summary, 'example.com', 'version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n',
+                       now='2026-11-04', days=3)
+    assert com['passed'] is False
+    assert [reason.split(' ')[1] for reason in com['reasons']] == ['%', 'to']
+    assert com['evidence']['forbidden_failures']['certificate-expired'] > 0
+    # The minimal report names no MX pattern: it cannot be about the current policy.
+    assert [entry['reports'] for entry in com['ignored_policies']] == [1]
