@@ -342,6 +342,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_imap import ImapError, read_mailbox
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_imap import check_options as check_imap_options
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import DEFAULT_MAX_BYTES, parse_report
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_sources import (
     ReportError, iter_path, part_source, reports_in_message)
@@ -400,6 +401,8 @@ def check_options(params, now):
     """Every option the module itself judges, checked before any source is read: returns the window start."""
     if params['max_report_size'] < 1:
         raise ValidationError('max_report_size', params['max_report_size'], 'must be a number of bytes of at least 1')
+    if params['imap'] is not None:
+        check_imap_options(params['imap'])
     since = None
     if params['since'] is not None:
         since = parse_since(params['since'], now)
