@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils import _acme, _mx, _policy, _tlsrpt, _tlsrpt_summary
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _acme, _mx, _policy, _tlsrpt, _tlsrpt_report, _tlsrpt_summary
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 
 
@@ -55,6 +55,13 @@ def mx_match(host, patterns):
     return _mx.matches_any(patterns, host)
 
 
+def parse_tlsrpt_report(report, max_report_size=_tlsrpt_report.DEFAULT_MAX_BYTES):
+    """``report | parse_tlsrpt_report``: one normalised TLS-RPT report; the option is named as the module's."""
+    if type(max_report_size) is not int or max_report_size < 1:
+        raise ValidationError('max_report_size', max_report_size, 'must be a positive integer (bytes)')
+    return _tlsrpt_report.parse_report(report, max_bytes=max_report_size)
+
+
 def tlsrpt_enforce_gate(summary, domain, policy, min_sessions=_tlsrpt_summary.DEFAULT_MIN_SESSIONS,
                         days=_tlsrpt_summary.DEFAULT_DAYS, max_failure_rate=_tlsrpt_summary.DEFAULT_MAX_FAILURE_RATE,
                         forbidden_result_types=_tlsrpt_summary.DEFAULT_FORBIDDEN_RESULT_TYPES, now=None):
@@ -73,6 +80,7 @@ class FilterModule(object):
             'parse_policy': _wrap(_policy.parse_policy),
             'parse_sts_record': _wrap(_policy.parse_sts_record),
             'parse_tlsrpt_record': _wrap(_tlsrpt.parse_tlsrpt_record),
+            'parse_tlsrpt_report': _wrap(parse_tlsrpt_report),
             'render_policy': _wrap(render_policy),
             'policy_id': _wrap(_policy.policy_id),
             'mx_match': _wrap(mx_match),
