@@ -8,9 +8,12 @@ Every expected number below is worked out by hand from the corpus files.
 """
 
 import datetime
+import email
+import email.policy
 import gzip
 import json
 import os
+from email.message import EmailMessage
 
 import pytest
 
@@ -43,6 +46,19 @@ def dated(name, day, **changes):
     return json.dumps(document).encode()
 
 
+def forwarded_mail():
+    """A report mail forwarded as an attachment, with a second report added under a generic type:
+    the DANE report is part 2.1.2, the octet-stream one (picked by its name) part 2.2."""
+    inner = email.message_from_bytes(mime_message([raw('tlsa-dane')]), policy=email.policy.default)
+    inner.add_attachment(gzip_bytes(raw('no-policy-found')), maintype='application', subtype='octet-stream',
+                         filename='small-sender.example!example.net!1793491200!1793577599.json.gz')
+    outer = EmailMessage()
+    outer['Subject'] = 'Fwd: Report Domain: example.net'
+    outer.set_content('Forwarded by the postmaster.')
+    outer.add_attachment(inner)
+    return outer.as_bytes()
+
+
 def build_archive(root):
     """The corpus as files, mails and a maildir. Read in this order (sorted walk):
 
@@ -50,8 +66,11 @@ def build_archive(root):
     bomb.json.gz             error (gzip bomb)           maildir/new/...  Google again: a duplicate
     google-sts.json          Google, example.com 1180/2  maildir/tmp/...  never read
     legacy.gz                Legacy, example.com 96/4    microsoft-sts.json.gz  Microsoft, example.com 450/3
-    mail.eml part 2, 3       DANE Sender (tlsa 310/5), Small Sender (no-policy-found 77/0), both example.net
+    mail.eml part 2.1.2, 2.2 DANE Sender (tlsa 310/5), Small Sender (no-policy-found 77/0), both example.net
     no-report.eml            error                      notes.txt        skipped
+    loop -> .                not followed again
+
+    Beside it, ``extra/report-20261103`` (the minimal report, a name the walk would skip).
     """
     archive = os.path.join(root, 'archive')
     with open(os.path.join(BAD_DIR, 'negative-count.json'), 'rb') as handle:
@@ -59,13 +78,15 @@ def build_archive(root):
     write(os.path.join(archive, 'bomb.json.gz'), gzip_bomb(64 * 1024 * 1024))
     write(os.path.join(archive, 'google-sts.json'), raw('google-sts'))
     write(os.path.join(archive, 'legacy.gz'), gzip_bytes(raw('failure-error-code')))
-    write(os.path.join(archive, 'mail.eml'), mime_message([raw('tlsa-dane'), raw('no-policy-found')]))
+    write(os.path.join(archive, 'mail.eml'), forwarded_mail())
     write(os.path.join(archive, 'maildir', 'cur', '1793577600.M1P100.mx:2,S'), mime_message([raw('mx-host-string')]))
     write(os.path.join(archive, 'maildir', 'new', '1793577700.M2P100.mx'), mime_message([raw('google-sts')], gzip=False))
     write(os.path.join(archive, 'maildir', 'tmp', '1793577800.M3P100.mx'), b'Subject: half delivered\n')
     write(os.path.join(archive, 'microsoft-sts.json.gz'), gzip.compress(raw('microsoft-sts')))
     write(os.path.join(archive, 'no-report.eml'), b'From: someone@example.org\nSubject: hello\n\nNot a report.\n')
     write(os.path.join(archive, 'notes.txt'), b'reports are saved here by procmail\n')
+    os.symlink(archive, os.path.join(archive, 'loop'))
+    write(os.path.join(root, 'extra', 'report-20261103'), raw('minimal'))
 
     # For the gate, whose window is the last days before today: reports of yesterday and the day before.
     recent = os.path.join(root, 'recent')
@@ -120,7 +141,12 @@ def play(tmp_path_factory):
         task('since', paths=[archive], since='2026-11-02'),
         task('days', paths=[archive], days=days_to_nov_2),
         task('check mode', check_mode=True, paths=[archive]),
-        task('one file, small cap', paths=[os.path.join(archive, 'google-sts.json')], max_report_size=100),
+        task('files past the cap', paths=[os.path.join(archive, name) for name in ('google-sts.json', 'mail.eml')],
+             max_report_size=100),
+        task('a maildir folder and a named file', paths=[os.path.join(archive, 'maildir', 'cur'),
+                                                         os.path.join(root, 'extra', 'report-20261103')]),
+        {'name': 'sources from module_defaults', 'module_defaults': {'group/mailsec.mta_sts.tlsrpt': {'paths': [recent]}},
+         MODULE: {'domains': ['example.com']}},
         task('gate: one passes, one has no report about its policy', paths=[recent], enforce_gate={'policies': {
             'example.com': ENFORCE_EXAMPLE_COM,
             'example.net': 'version: STSv1\nmode: enforce\nmx: mx1.example.net\nmax_age: 604800\n'}}),
@@ -200,14 +226,30 @@ def test_check_mode_reads_the_same_and_changes_nothing(play):
     assert result['summary'] == play[1]['all']['summary']
 
 
-def test_a_file_past_max_report_size_is_an_error_not_a_failure(play):
+def test_files_past_max_report_size_are_errors_not_failures(play):
     archive, results = play
-    result = results['one file, small cap']
+    result = results['files past the cap']
     assert result['_status'] == 'ok'
-    size = len(raw('google-sts'))
-    assert result['summary']['errors'] == [{
-        'source': os.path.join(archive, 'google-sts.json'),
-        'reason': 'the file has %d bytes, more than the 100 this kind of file may have (max_report_size)' % size}]
+    report_size = len(raw('google-sts'))
+    mail_size = os.path.getsize(os.path.join(archive, 'mail.eml'))
+    assert result['summary']['errors'] == [
+        {'source': os.path.join(archive, 'google-sts.json'),
+         'reason': 'the file has %d bytes, more than the 100 this kind of file may have (max_report_size)' % report_size},
+        # A mail may have four times max_report_size.
+        {'source': os.path.join(archive, 'mail.eml'),
+         'reason': 'the file has %d bytes, more than the 400 this kind of file may have (max_report_size)' % mail_size}]
+
+
+def test_a_maildir_folder_and_a_file_named_by_the_user_are_read_whatever_their_names(play):
+    summary = play[1]['a maildir folder and a named file']['summary']
+    assert summary['errors'] == []
+    assert summary['organizations'] == ['Minimal Sender', 'Relay Networks']
+
+
+def test_module_defaults_sets_the_sources_for_the_tlsrpt_group(play):
+    summary = play[1]['sources from module_defaults']['summary']
+    # recent/: Google's report and the old policy's, both about example.com.
+    assert summary['reports'] == 2 and sorted(summary['domains']) == ['example.com']
 
 
 def test_the_gate_counts_only_reports_about_the_policy_to_enforce(play):
