@@ -19,6 +19,7 @@ Usage: .venv/bin/python bench/tlsrpt_reports.py [--counts 1000,5000,10000] [--pa
 
 import argparse
 import datetime
+import functools
 import gzip
 import json
 import os
@@ -50,32 +51,32 @@ RESULT_TYPES = (
 REASON_CODES = ('CertificateNameMismatch', 'CertificateExpired', 'X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT',
                 'X509_V_ERR_HOSTNAME_MISMATCH', 'StartTlsNotSupported', 'TLS handshake timeout')
 
-# How each kind of sender writes its reports. weight: its share of the reports.
+# How each kind of sender writes its reports. domains: how many of POLICY_DOMAINS it sends to, so reports about.
 SENDERS = (
     {'organization': 'Google Inc.', 'short': 'google.com', 'contact': 'smtp-tls-reporting@google.com',
-     'weight': 40, 'report_id': '{start}_{domain}', 'mx_host': 'list', 'reason_key': None, 'tz': 'Z',
+     'domains': 50, 'report_id': '{start}_{domain}', 'mx_host': 'list', 'reason_key': None, 'tz': 'Z',
      'indent': None, 'optional': ('receiving-ip',), 'extra': {}},
     {'organization': 'Microsoft Corporation', 'short': 'microsoft.com', 'contact': 'tlsrpt-noreply@microsoft.com',
-     'weight': 25, 'report_id': '{serial}+{domain}', 'mx_host': 'string', 'reason_key': 'failure-error-code',
+     'domains': 35, 'report_id': '{serial}+{domain}', 'mx_host': 'string', 'reason_key': 'failure-error-code',
      'tz': 'Z', 'indent': None, 'optional': ('receiving-ip', 'sending-mta-ip', 'receiving-mx-helo'), 'extra': {}},
     {'organization': 'Example Mail Provider AG', 'short': 'mailprovider.example', 'contact': 'postmaster@mailprovider.example',
-     'weight': 12, 'report_id': '<{serial}.{domain}@mailprovider.example>', 'mx_host': 'list',
+     'domains': 20, 'report_id': '<{serial}.{domain}@mailprovider.example>', 'mx_host': 'list',
      'reason_key': 'failure-reason-code', 'tz': '+00:00', 'indent': 2,
      'optional': ('sending-mta-ip', 'receiving-ip', 'additional-information'), 'extra': {'x-reporter-version': '2.3'}},
     {'organization': 'ISP Net AS64500', 'short': 'isp.example', 'contact': 'mailto:tlsrpt@isp.example',
-     'weight': 10, 'report_id': 'isp-{serial}', 'mx_host': 'absent', 'reason_key': None, 'tz': 'Z', 'indent': None,
+     'domains': 15, 'report_id': 'isp-{serial}', 'mx_host': 'absent', 'reason_key': None, 'tz': 'Z', 'indent': None,
      'optional': ('sending-mta-ip',), 'extra': {}},
     {'organization': 'tlsrpt-reporter at mx.sender.example', 'short': 'mx.sender.example',
-     'contact': 'tlsrpt@sender.example', 'weight': 8, 'report_id': '{start}-{serial}@mx.sender.example',
+     'contact': 'tlsrpt@sender.example', 'domains': 12, 'report_id': '{start}-{serial}@mx.sender.example',
      'mx_host': 'list', 'reason_key': 'failure-reason-code', 'tz': 'Z', 'indent': None,
      'optional': ('sending-mta-ip', 'receiving-ip', 'receiving-mx-hostname', 'receiving-mx-helo'), 'extra': {}},
     {'organization': 'Small Hoster', 'short': 'hoster.example', 'contact': 'abuse@hoster.example',
-     'weight': 5, 'report_id': '{serial}', 'mx_host': 'string', 'reason_key': None, 'tz': 'Z', 'indent': 4,
+     'domains': 8, 'report_id': '{serial}', 'mx_host': 'string', 'reason_key': None, 'tz': 'Z', 'indent': 4,
      'optional': (), 'extra': {'report-version': 1}},
 )
 
-# The policy domains: the corpus's two and 28 more, each with two MX hosts.
-POLICY_DOMAINS = ('example.com', 'example.net') + tuple('d%02d.example.org' % n for n in range(1, 29))
+# The policy domains: the corpus's two and 58 more, each with two MX hosts.
+POLICY_DOMAINS = ('example.com', 'example.net') + tuple('d%02d.example.org' % n for n in range(1, 59))
 
 
 def mx_names(domain):
@@ -94,7 +95,7 @@ def sts_policy_string(domain, older):
 
 
 def weighted(rng, pairs):
-    return rng.choices([value for value, _ in pairs], weights=[weight for _, weight in pairs])[0]
+    return rng.choices([pair[0] for pair in pairs], weights=[pair[1] for pair in pairs])[0]
 
 
 def datetime_text(day, end, tz):
@@ -144,7 +145,7 @@ def policy_entry(rng, sender, domain, policy_type, older, mx_index, failures):
     else:
         kinds = [('starttls-not-supported', 1), ('validation-failure', 1)]
     details = [failure_detail(rng, sender, domain, rng.randrange(2) if policy_type != 'tlsa' else mx_index,
-                              weighted(rng, kinds)) for _ in range(failures)]
+                              weighted(rng, kinds)) for _detail in range(failures)]
     entry = {'policy': policy,
              'summary': {'total-successful-session-count': rng.randrange(0, 20000),
                          'total-failure-session-count': sum(d['failed-session-count'] for d in details)}}
@@ -153,12 +154,23 @@ def policy_entry(rng, sender, domain, policy_type, older, mx_index, failures):
     return entry
 
 
+@functools.lru_cache(maxsize=None)
+def report_slots():
+    """Every (sender, policy domain, day) there is a report about, in a seeded random order.
+
+    A sender sends one report a day per policy domain (a Google-style report id is the day and the
+    domain), so two different reports never share a slot, and the first N slots are the N-report set."""
+    slots = [(sender, domain, day) for sender in SENDERS for domain in POLICY_DOMAINS[:sender['domains']]
+             for day in range(DAYS)]
+    random.Random(SEED).shuffle(slots)
+    return slots
+
+
 def report_plan(index):
     """(sender, report dict, gzip?) of report ``index``: the same every run, independent of the others."""
     rng = random.Random('%d:%d' % (SEED, index))
-    sender = rng.choices(SENDERS, weights=[s['weight'] for s in SENDERS])[0]
-    domain = rng.choice(POLICY_DOMAINS)
-    day = FIRST_DAY + datetime.timedelta(days=rng.randrange(DAYS))
+    sender, domain, day = report_slots()[index]
+    day = FIRST_DAY + datetime.timedelta(days=day)
     size = rng.random()
     if size < 0.80:         # most reports: one policy, no or a few failures
         shapes = [('sts', False, 0, 0 if rng.random() < 0.6 else rng.randrange(1, 4))]
@@ -232,7 +244,7 @@ def report_files(directory):
 
 def floor(directory):
     """Read, gunzip when gzip, json.loads: the least any reader must do. Counts what it loaded."""
-    counts = dict.fromkeys(('files', 'reports', 'policies', 'failure_details'), 0)
+    counts = dict.fromkeys(('files', 'reports', 'errors', 'policies', 'failure_details'), 0)
     for path in report_files(directory):
         counts['files'] += 1
         with open(path, 'rb') as handle:
@@ -246,30 +258,59 @@ def floor(directory):
     return counts
 
 
-def ours(directory):
-    """The module's path: the directory walk, the parser and the summary, one report in memory at a time."""
+def _collection():
     from tests.conftest import link_collection
     link_collection()
-    from ansible_collections.mailsec.mta_sts.plugins.module_utils import _tlsrpt_summary
-    from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
-    from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import DEFAULT_MAX_BYTES, parse_report
-    from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_sources import ReportError, iter_path
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils import _tlsrpt_report, _tlsrpt_sources
+    return _tlsrpt_report, _tlsrpt_sources
 
-    builder = _tlsrpt_summary.SummaryBuilder()
-    files = 0
-    for source, data in iter_path(directory, DEFAULT_MAX_BYTES):
-        files += 1
-        if isinstance(data, ReportError):
-            builder.add_error(source, str(data))
-            continue
+
+def _import_module():
+    _collection()
+    from ansible_collections.mailsec.mta_sts.plugins.modules import tlsrpt_report_info
+    return tlsrpt_report_info
+
+
+def walk(directory):
+    """Only the directory walk of ours (read, gunzip under the size cap): the part the floor also does."""
+    _tlsrpt_report, sources = _collection()
+    counts = {'files': 0, 'errors': 0}
+    for _source, data in sources.iter_path(directory, _tlsrpt_report.DEFAULT_MAX_BYTES):
+        counts['files'] += 1
+        counts['errors'] += isinstance(data, sources.ReportError)
+    counts['reports'] = counts['files'] - counts['errors']
+    return counts
+
+
+def parse(directory):
+    """The walk and ``parse_report`` (JSON decoding and RFC 8460 checks), no summary."""
+    report, sources = _collection()
+    counts = {'files': 0, 'reports': 0, 'errors': 0}
+    for _source, data in sources.iter_path(directory, report.DEFAULT_MAX_BYTES):
+        counts['files'] += 1
         try:
-            builder.add(parse_report(data), source)
-        except ValidationError as exc:
-            builder.add_error(source, str(exc))
+            report.parse_report(data)
+            counts['reports'] += 1
+        except (ValueError, TypeError):     # a ValidationError, or the ReportError of a file
+            counts['errors'] += 1
+    return counts
+
+
+def ours(directory):
+    """The module's own path: its ``add_reports`` over ``iter_path``, then the summary and its Markdown."""
+    report, sources = _collection()
+    module = _import_module()
+    builder = module.SummaryBuilder()
+    module.add_reports(builder, sources.iter_path(directory, report.DEFAULT_MAX_BYTES), report.DEFAULT_MAX_BYTES)
     summary = builder.result()
+    module.render_markdown(summary)
+    return summary_counts(summary)
+
+
+def summary_counts(summary):
     domains = summary['domains'].values()
-    return {'files': files, 'reports': summary['reports'], 'duplicates': summary['duplicates'],
-            'errors': len(summary['errors']), 'first_errors': summary['errors'][:5],
+    return {'reports': summary['reports'], 'duplicates': summary['duplicates'], 'errors': len(summary['errors']),
+            'first_errors': summary['errors'][:5],
             'successful_sessions': sum(d['successful_sessions'] for d in domains),
             'failed_sessions': sum(d['failed_sessions'] for d in domains)}
 
@@ -283,40 +324,45 @@ def playbook(directory):
                          'register': 'found'}])
     if run.returncode != 0:
         raise SystemExit('ansible-playbook failed: %r' % run)
-    summary = run.result['summary']
-    domains = summary['domains'].values()
-    return {'reports': summary['reports'], 'duplicates': summary['duplicates'], 'errors': len(summary['errors']),
-            'first_errors': summary['errors'][:5],
-            'successful_sessions': sum(d['successful_sessions'] for d in domains),
-            'failed_sessions': sum(d['failed_sessions'] for d in domains)}
+    return summary_counts(run.result['summary'])
 
 
-WORKERS = {'floor': floor, 'ours': ours, 'playbook': playbook}
+TIMES = ('seconds', 'cpu_seconds', 'process_seconds', 'process_cpu_seconds')
+WORKERS = {'floor': floor, 'walk': walk, 'parse': parse, 'ours': ours, 'playbook': playbook}
 
 
 def work(name, directory):
     """Run inside the measured process: one worker, its counts and its loop time as JSON on stdout."""
-    begin = time.monotonic()
+    if name in ('walk', 'parse', 'ours'):
+        _import_module()    # before the clock starts: the loop is timed, the imports count in the process time
+    begin, cpu = time.monotonic(), time.process_time()
     counts = WORKERS[name](directory)
-    counts['seconds'] = time.monotonic() - begin
+    # CPU time too: other work on a 2-core machine stretches the wall time, hardly the CPU time.
+    counts['seconds'], counts['cpu_seconds'] = time.monotonic() - begin, time.process_time() - cpu
+    if name == 'playbook':
+        counts['cpu_seconds'] = None    # this process only waited; the process CPU column has the run's
     json.dump(counts, sys.stdout)
     return 0
 
 
 def measure(command):
-    """Run ``command``; (what it printed as JSON, wall seconds, peak RSS in MiB of it and its children)."""
+    """Run ``command``: what it printed (JSON) with its process's wall and CPU seconds and peak RSS (MiB),
+    each taken over it and its children."""
     begin = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO)
     output = process.stdout.read()
     process.stdout.close()
     # wait4, not wait: the rusage of this one child (and its waited-for descendants), where
     # getrusage(RUSAGE_CHILDREN) would give the largest of every child so far.
-    _, status, usage = os.wait4(process.pid, 0)
+    status, usage = os.wait4(process.pid, 0)[1:]
     seconds = time.monotonic() - begin
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit('%s exited with %d' % (' '.join(command), process.returncode))
-    return json.loads(output), seconds, usage.ru_maxrss / 1024.0
+    found = json.loads(output)
+    found.update(process_seconds=seconds, process_cpu_seconds=usage.ru_utime + usage.ru_stime,
+                 peak_mib=usage.ru_maxrss / 1024.0)
+    return found
 
 
 def runs(parsedmarc_python):
@@ -329,7 +375,10 @@ def runs(parsedmarc_python):
                    [parsedmarc_python, driver, 'parser']),
                   ('parsedmarc %s parse_report_file, kept (its CLI)' % PARSEDMARC_VERSION,
                    [parsedmarc_python, driver, 'cli'])]
-    found.append(('mailsec.mta_sts: iter_path + parse_report + SummaryBuilder', ours_command + ['ours']))
+    found += [('mailsec.mta_sts, its stages: iter_path only', ours_command + ['walk']),
+              ('mailsec.mta_sts, its stages: iter_path + parse_report', ours_command + ['parse']),
+              ('mailsec.mta_sts: iter_path + parse_report + SummaryBuilder + Markdown (the module\'s path)',
+               ours_command + ['ours'])]
     return found
 
 
@@ -346,6 +395,8 @@ def main():
     if args.worker:
         return work(args.worker, args.directory)
     counts = sorted(int(n) for n in args.counts.split(','))
+    if counts[-1] > len(report_slots()):
+        parser.error('--counts: at most %d reports (one per sender, policy domain and day)' % len(report_slots()))
     if args.generate:
         paths, size = generate(args.generate, counts[-1])
         print('%d report files, %.1f MB, in %s' % (len(paths), size / 1e6, args.generate))
@@ -370,30 +421,33 @@ def main():
         for label, command in labelled:
             repeat = 1 if command[-1] == 'playbook' else args.repeat
             for count in counts:
-                measured = [measure(command + [directories[count]]) for _ in range(repeat)]
-                # The fastest run's times (the others lost time to something else), the largest peak seen.
-                found, seconds, _ = min(measured, key=lambda run: run[1])
-                peak = max(run[2] for run in measured)
+                measured = [measure(command + [directories[count]]) for _run in range(repeat)]
+                # The best of each time (a slower run lost time to something else), the largest peak seen.
+                found = dict(measured[0], peak_mib=max(run['peak_mib'] for run in measured))
+                for key in TIMES:
+                    if found.get(key) is not None:
+                        found[key] = min(run[key] for run in measured)
                 if found.get('errors'):
                     print('%s, %d: %d errors, first: %r' % (label, count, found['errors'], found['first_errors']),
                           file=sys.stderr)
-                table.append((label, count, found, seconds, peak))
-                print('%s, %d reports: %.2f s, %.1f MiB' % (label, count, seconds, peak), file=sys.stderr)
+                table.append((label, count, found))
+                print('%s, %d reports: %.2f s, %.1f MiB' % (label, count, found['process_seconds'], found['peak_mib']),
+                      file=sys.stderr)
     print_table(table)
     return 0
 
 
 def print_table(table):
-    print('| run | report files | reports read (duplicates) | errors | loop (s) | process (s) | per report (ms) '
-          '| peak RSS (MiB) |')
-    print('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
-    for label, count, found, seconds, peak in table:
+    print('| run | report files | reports (duplicates) | errors | loop (s) | loop CPU (s) | process (s) '
+          '| process CPU (s) | peak RSS (MiB) |')
+    print('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    for label, count, found in table:
         read = '%d' % found['reports']
         if 'duplicates' in found:
             read += ' (%d)' % found['duplicates']
-        print('| %s | %d | %s | %d | %.2f | %.2f | %.3f | %.0f |' % (
-            label, count, read, found.get('errors', 0), found['seconds'], seconds, 1000.0 * found['seconds'] / count,
-            peak))
+        times = ['-' if found.get(key) is None else '%.2f' % found[key] for key in TIMES]
+        print('| %s | %d | %s | %d | %s | %.0f |' % (label, count, read, found['errors'], ' | '.join(times),
+                                                    found['peak_mib']))
 
 
 if __name__ == '__main__':
