@@ -225,13 +225,14 @@ class _PolicyTotals(_Totals):
         self.daily = {}
 
     def result(self):
-        result = super(_PolicyTotals, self).result()
-        result.update({
-            'policy_type': self.policy_type,
-            'policy_string': list(self.policy_string),
-            'mx_host': list(self.mx_host),
-            'daily': [dict(totals.counts(), date=date) for date, totals in sorted(self.daily.items())],
-        })
+        result = {'policy_type': self.policy_type, 'policy_string': list(self.policy_string),
+                  'mx_host': list(self.mx_host)}
+        result.update(super(_PolicyTotals, self).result())
+        result['daily'] = []
+        for date, totals in sorted(self.daily.items()):
+            day = {'date': date}
+            day.update(totals.counts())
+            result['daily'].append(day)
         return result
 
 
@@ -591,10 +592,10 @@ def render_markdown(summary):
     window = summary['window']
     skipped = summary.get('skipped', {})
     lines = ['# TLS-RPT summary', '',
-             '%s from %s counted; skipped: %d duplicate, %d outside the window, %d about other domains; '
+             '%s from %s counted; skipped: %s, %d outside the window, %d about other domains; '
              '%d could not be read.' % (
                  _plural(summary['reports'], 'report'), _plural(len(summary['organizations']), 'organisation'),
-                 summary['duplicates'], skipped.get('outside_window', 0), skipped.get('no_matching_domain', 0),
+                 _plural(summary['duplicates'], 'duplicate'), skipped.get('outside_window', 0), skipped.get('no_matching_domain', 0),
                  len(summary['errors'])),
              '', 'Window: %s.' % (' '.join(part for part in (
                  window['since'] and 'from ' + window['since'], window['until'] and 'until ' + window['until'])
