@@ -8,6 +8,7 @@ server itself, not of the module.  The password is given as a play variable
 """
 
 import json
+import socket
 
 import pytest
 
@@ -163,10 +164,14 @@ def failures(dovecot, reports_ca, tmp_path_factory):
     dovecot.deliver(GOOGLE, 'Reports/big')
     dovecot.deliver(NOT_A_REPORT.replace(b'no report here', b'x' * 20000), 'Reports/big')
     big = imap_options(dovecot, mailbox='Reports/big')
+    # Takes the connection (the kernel completes it) and never says a word.
+    silent = socket.create_server(('127.0.0.1', 0))
     tasks = [
         task('wrong password', dovecot, imap_options(dovecot, password='{{ wrong_password }}'), ignore_errors=True),
         task('other CA', dovecot, imap_options(dovecot, ca_file=other_ca), ignore_errors=True),
         task('other name', dovecot, imap_options(dovecot, host='localhost'), ignore_errors=True),
+        task('silent server', dovecot, imap_options(dovecot, port=silent.getsockname()[1], timeout=2),
+             ignore_errors=True),
         task('no such mailbox', dovecot, imap_options(dovecot, mailbox='No such'), ignore_errors=True),
         task('bad state file', dovecot, imap_options(dovecot, state_file=str(bad_state)), ignore_errors=True),
         task('state file and move_to', dovecot,
@@ -174,8 +179,9 @@ def failures(dovecot, reports_ca, tmp_path_factory):
         task('unvalidated', dovecot, dict(big, ca_file=other_ca, validate_certs=False)),
         task('oversized', dovecot, big, max_report_size=2000),
     ]
-    run = run_playbook(tasks, play_vars={'imap_password': dovecot.password, 'wrong_password': wrong_password},
-                       verbosity=3)
+    with silent:
+        run = run_playbook(tasks, play_vars={'imap_password': dovecot.password, 'wrong_password': wrong_password},
+                           verbosity=3)
     results = dict((result['_task'], result) for result in run.results)
     return run, results, wrong_password
 
@@ -204,8 +210,10 @@ def test_a_certificate_the_ca_file_does_not_vouch_for_fails_validation(failures)
         assert 'imap.ca_file' in results[name]['msg']
 
 
-def test_a_missing_mailbox_and_a_bad_state_file_fail_naming_the_option(failures):
+def test_a_missing_mailbox_a_silent_server_and_a_bad_state_file_fail_naming_the_option(failures):
     _run, results, _password = failures
+    assert results['silent server']['_status'] == 'failed'
+    assert 'no answer within 2 seconds (imap.timeout)' in results['silent server']['msg']
     assert results['no such mailbox']['_status'] == 'failed'
     assert 'No such cannot be opened (imap.mailbox)' in results['no such mailbox']['msg']
     assert results['bad state file']['msg'].startswith('imap.state_file ')
