@@ -567,3 +567,34 @@ def test_corpus_gate_passes_on_the_clean_example_net_and_fails_on_example_com():
     assert com['evidence']['forbidden_failures']['certificate-expired'] > 0
     # The minimal report names no MX pattern: it cannot be about the current policy.
     assert [entry['reports'] for entry in com['ignored_policies']] == [1]
+
+
+def test_the_markdown_shown_in_the_docs_is_what_the_filter_renders():
+    import os
+    from tests.conftest import REPO
+    with open(os.path.join(REPO, 'docs', 'tlsrpt-reports.md')) as handle:
+        docs = handle.read()
+    start = docs.index('```markdown\n', docs.index('## Markdown')) + len('```markdown\n')
+    shown = docs[start:docs.index('```\n', start)]
+    assert shown == render_markdown(corpus_summary(['google-sts', 'microsoft-sts', 'failure-error-code']))
+
+
+def test_the_gate_messages_shown_in_the_docs_are_what_the_gate_says():
+    import os
+    from tests.conftest import REPO
+    from tests.unit.tlsrpt_corpus import NAMES
+    with open(os.path.join(REPO, 'docs', 'tlsrpt-reports.md')) as handle:
+        docs = handle.read()
+    passing = clean_days(ok=55) + clean_days(org='m', ok=55)
+    passing[0]['policies'][0].update(failed_sessions=2, failure_details=[detail('starttls-not-supported', 2)])
+    new_mx = dict(POLICY, mx=['mail.example.com', 'mx2.example.com'])
+    messages = [
+        gate(passing)['message'],
+        gate([])['message'],
+        gate(passing, new_mx)['message'],
+        gate(clean_days(count=4))['message'],
+        enforce_gate(corpus_summary(NAMES), 'example.com', POLICY, now='2026-11-04', days=3)['message'],
+        gate(passing, new_mx)['ignored_policies'][0]['reason'],
+    ]
+    for message in messages:
+        assert message in docs
