@@ -57,7 +57,7 @@ def mx_match(host, patterns):
 
 def parse_tlsrpt_report(report, max_report_size=_tlsrpt_report.DEFAULT_MAX_BYTES):
     """``report | parse_tlsrpt_report``: one normalised TLS-RPT report; the option is named as the module's."""
-    if type(max_report_size) is not int or max_report_size < 1:
+    if not isinstance(max_report_size, int) or isinstance(max_report_size, bool) or max_report_size < 1:
         raise ValidationError('max_report_size', max_report_size, 'must be a positive integer (bytes)')
     return _tlsrpt_report.parse_report(report, max_bytes=max_report_size)
 

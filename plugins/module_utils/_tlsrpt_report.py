@@ -154,7 +154,7 @@ def _text(obj, key, path, required=False):
 def _count(obj, key, path):
     value = obj.get(key)
     # bool is an int in Python; a JSON true is not a count.
-    if type(value) is int and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if value is None:
         _fail(path + key, None, 'is required (RFC 8460 §4.4)')

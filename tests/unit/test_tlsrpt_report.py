@@ -94,15 +94,15 @@ def test_the_corpus_lists_every_shipped_report():
 
 @pytest.mark.parametrize('form', [
     lambda data: data,                                        # bytes, as read from a .json file
-    lambda data: bytearray(data),
+    bytearray,
     lambda data: data.decode('utf-8'),                        # JSON text
     lambda data: '\n  ' + data.decode('utf-8'),               # JSON text after white space
     lambda data: b'\xef\xbb\xbf' + data,                      # a UTF-8 byte order mark
-    lambda data: gzip.compress(data),                         # a .json.gz file
-    lambda data: slurp(data),                                 # slurp of a .json file
+    gzip.compress,                                            # a .json.gz file
+    slurp,                                                    # slurp of a .json file
     lambda data: slurp(gzip.compress(data)),                  # slurp of a .json.gz file
     lambda data: base64.encodebytes(gzip.compress(data)).decode('ascii'),   # base64 in 76-column lines
-    lambda data: json.loads(data),                            # already loaded (from_json, a module's result)
+    json.loads,                                               # already loaded (from_json, a module's result)
 ], ids=['bytes', 'bytearray', 'text', 'text-after-space', 'bom', 'gzip', 'base64-json', 'base64-gzip',
         'base64-lines', 'dict'])
 def test_every_input_form_gives_the_same_report(form):
@@ -301,7 +301,7 @@ def test_every_malformed_corpus_file_is_refused_naming_the_field_and_the_rule(na
 
 
 def test_every_malformed_corpus_file_has_a_case():
-    assert sorted(name for name, _ in MALFORMED) == sorted(os.listdir(corpus.BAD_DIR))
+    assert sorted(name for name, _message in MALFORMED) == sorted(os.listdir(corpus.BAD_DIR))
 
 
 def changed(path, value):

@@ -143,8 +143,8 @@ def gzip_bomb(size):
     full, rest = divmod(size, chunk_size)
     if full < 2:
         return gzip_module.compress(bytes(size), mtime=0)
-    crc = zlib.crc32(zeros)
-    for _ in range(full - 1):
+    crc = 0
+    for _chunk in range(full):
         crc = zlib.crc32(zeros, crc)
     crc = zlib.crc32(bytes(rest), crc)
     tail = compressor.compress(bytes(rest)) + compressor.flush(zlib.Z_SYNC_FLUSH)
