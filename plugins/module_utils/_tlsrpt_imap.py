@@ -240,9 +240,15 @@ class MailboxReader(object):
 
     def open(self):
         options = self.options
-        if options.get('state_file'):
-            self.state_before = read_text(options['state_file'])
-            self.state = parse_state(self.state_before, options['state_file'])
+        path = options.get('state_file')
+        if path:
+            if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+                raise ValidationError('imap.state_file', path, 'its directory does not exist')
+            try:
+                self.state_before = read_text(path)
+            except (IOError, OSError) as exc:
+                raise ValidationError('imap.state_file', path, 'cannot be read: %s' % (exc.strerror or exc))
+            self.state = parse_state(self.state_before, path)
         context = _ssl_context(options)
         try:
             self.conn = _IMAP4TLS(options['host'], options['port'], context, options['timeout'])

@@ -174,6 +174,8 @@ def failures(dovecot, reports_ca, tmp_path_factory):
              ignore_errors=True),
         task('no such mailbox', dovecot, imap_options(dovecot, mailbox='No such'), ignore_errors=True),
         task('bad state file', dovecot, imap_options(dovecot, state_file=str(bad_state)), ignore_errors=True),
+        task('state file nowhere', dovecot, imap_options(dovecot, state_file=str(work / 'none' / 'state.json')),
+             ignore_errors=True),
         task('state file and move_to', dovecot,
              imap_options(dovecot, state_file=str(bad_state), move_to='Elsewhere'), ignore_errors=True),
         task('unvalidated', dovecot, dict(big, ca_file=other_ca, validate_certs=False)),
@@ -218,6 +220,7 @@ def test_a_missing_mailbox_a_silent_server_and_a_bad_state_file_fail_naming_the_
     assert 'No such cannot be opened (imap.mailbox)' in results['no such mailbox']['msg']
     assert results['bad state file']['msg'].startswith('imap.state_file ')
     assert 'is not JSON' in results['bad state file']['msg']
+    assert results['state file nowhere']['msg'].endswith("state.json': its directory does not exist")
     assert 'cannot be used with imap.move_to' in results['state file and move_to']['msg']
 
 
