@@ -19,6 +19,7 @@ import json
 import re
 import zlib
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 
@@ -177,41 +178,77 @@ def _strings(value, path, single_ok):
 
 def _date_time(obj, key, path):
     value = _text(obj, key, path, required=True)
+    utc = _utc(value)
+    if utc is None:
+        _fail(path + key, value, 'must be an RFC 3339 date-time such as 2016-04-01T00:00:00Z')
+    return utc
+
+
+@lru_cache(maxsize=1024)
+def _utc(value):
+    """An RFC 3339 date-time in UTC as YYYY-MM-DDTHH:MM:SSZ, or None. Cached: a day's reports share their dates."""
     match = _DATE_TIME.match(value)
+    if not match:
+        return None
+    year, month, day, hour, minute, second, utc, sign, off_hours, off_minutes = match.groups()
     try:
-        if not match:
-            raise ValueError
-        year, month, day, hour, minute, second, utc, sign, off_hours, off_minutes = match.groups()
         offset = timedelta(0) if utc else timedelta(hours=int(off_hours), minutes=int(off_minutes))
         when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                        tzinfo=timezone(-offset if sign == '-' else offset))
-        when = when.astimezone(timezone.utc)
+                        tzinfo=timezone(-offset if sign == '-' else offset)).astimezone(timezone.utc)
     except (ValueError, OverflowError):
-        return _fail(path + key, value, 'must be an RFC 3339 date-time such as 2016-04-01T00:00:00Z')
+        return None
     return '%04d-%02d-%02dT%02d:%02d:%02dZ' % (when.year, when.month, when.day, when.hour, when.minute, when.second)
 
 
-def _failure_detail(detail, path):
+def _failure_detail(detail, details_path, index):
+    """One failure detail. The loop over 200 of them is the parser's hot path: plain gets and type
+    checks first; only a detail that fails them goes through the helpers that name what is wrong."""
+    if isinstance(detail, dict):
+        get = detail.get
+        result_type = get('result-type')
+        count = get('failed-session-count')
+        reason = get('failure-reason-code')
+        if reason is None:
+            # RFC 8460's own example (Appendix B) and real senders use this name.
+            reason = get('failure-error-code')
+        additional = get('additional-information')
+        if additional is None:
+            additional = get('additional-info-uri')
+        sending, hostname, helo, ip = (get('sending-mta-ip'), get('receiving-mx-hostname'), get('receiving-mx-helo'),
+                                       get('receiving-ip'))
+        # Spelled out rather than a loop or all(): this runs for every detail, and the call costs more than the checks.
+        # bool is an int in Python; a JSON true is not a count.
+        if (isinstance(result_type, str) and result_type and isinstance(count, int) and count is not True
+                and count is not False and count >= 0 and (sending is None or isinstance(sending, str))
+                and (hostname is None or isinstance(hostname, str)) and (helo is None or isinstance(helo, str))
+                and (ip is None or isinstance(ip, str)) and (additional is None or isinstance(additional, str))
+                and (reason is None or isinstance(reason, str))):
+            return {
+                'result_type': result_type,
+                'failed_sessions': count,
+                'sending_mta_ip': sending,
+                'receiving_mx_hostname': hostname,
+                'receiving_mx_helo': helo,
+                'receiving_ip': ip,
+                'additional_information': additional,
+                'failure_reason_code': reason,
+            }
+    return _refuse_failure_detail(detail, '%s[%d]' % (details_path, index))
+
+
+def _refuse_failure_detail(detail, path):
+    """Raise the error of the first rule a failure detail breaks, in the order of the fields."""
     if not isinstance(detail, dict):
         _fail(path, detail, 'must be a JSON object')
     path += '.'
-    reason = _text(detail, 'failure-reason-code', path)
-    if reason is None:
-        # RFC 8460's own example (Appendix B) and real senders use this name.
-        reason = _text(detail, 'failure-error-code', path)
-    additional = _text(detail, 'additional-information', path)
-    if additional is None:
-        additional = _text(detail, 'additional-info-uri', path)
-    return {
-        'result_type': _text(detail, 'result-type', path, required=True),
-        'failed_sessions': _count(detail, 'failed-session-count', path),
-        'sending_mta_ip': _text(detail, 'sending-mta-ip', path),
-        'receiving_mx_hostname': _text(detail, 'receiving-mx-hostname', path),
-        'receiving_mx_helo': _text(detail, 'receiving-mx-helo', path),
-        'receiving_ip': _text(detail, 'receiving-ip', path),
-        'additional_information': additional,
-        'failure_reason_code': reason,
-    }
+    _text(detail, 'result-type', path, required=True)
+    _count(detail, 'failed-session-count', path)
+    for key, alias in (('sending-mta-ip', None), ('receiving-mx-hostname', None), ('receiving-mx-helo', None),
+                       ('receiving-ip', None), ('additional-information', 'additional-info-uri'),
+                       ('failure-reason-code', 'failure-error-code')):
+        if _text(detail, key, path) is None and alias:
+            _text(detail, alias, path)
+    raise AssertionError('a failure detail refused by no rule: %r' % (detail,))
 
 
 def _policy(entry, path):
@@ -237,7 +274,7 @@ def _policy(entry, path):
         details = []
     elif not isinstance(details, list):
         _fail(path + 'failure-details', details, 'must be a list')
-    details_path = path + 'failure-details[%d]'
+    details_path = path + 'failure-details'
     return {
         'policy_type': policy_type,
         'policy_string': _strings(policy.get('policy-string'), policy_path + 'policy-string', single_ok=False),
@@ -245,7 +282,7 @@ def _policy(entry, path):
         'mx_host': _strings(mx_host, policy_path + 'mx-host', single_ok=True),
         'successful_sessions': _count(summary, 'total-successful-session-count', summary_path),
         'failed_sessions': _count(summary, 'total-failure-session-count', summary_path),
-        'failure_details': [_failure_detail(detail, details_path % index) for index, detail in enumerate(details)],
+        'failure_details': [_failure_detail(detail, details_path, index) for index, detail in enumerate(details)],
     }
 
 

@@ -432,3 +432,14 @@ def test_mime_message_is_an_rfc_8460_report_mail():
 def test_gzip_bomb_is_valid_gzip_of_zeros():
     size = 3 * 1024 * 1024 + 17
     assert gzip.decompress(corpus.gzip_bomb(size)) == bytes(size)
+
+
+def test_an_alias_is_checked_only_when_it_is_read():
+    ignored = {'failure-reason-code': 'X509_V_ERR_CERT_HAS_EXPIRED', 'failure-error-code': 17}
+    assert first_detail(minimal(with_detail(**ignored)))['failure_reason_code'] == 'X509_V_ERR_CERT_HAS_EXPIRED'
+    unread_alias_and_bad_code = {'additional-information': 'https://sender.example/why', 'additional-info-uri': 3,
+                                 'failure-reason-code': 4}
+    assert error_of(minimal(with_detail(**unread_alias_and_bad_code))) == (
+        "policies[0].failure-details[0].failure-reason-code 4: must be a string")
+    assert error_of(minimal(with_detail(**{'failure-error-code': 17}))) == (
+        "policies[0].failure-details[0].failure-error-code 17: must be a string")
