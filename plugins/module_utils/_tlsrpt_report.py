@@ -336,4 +336,7 @@ def parse_report(value, max_bytes=DEFAULT_MAX_BYTES, field='report'):
         document = json.loads(text)
     except ValueError as exc:
         raise ValidationError(field, _label(data), 'is not JSON (%s)' % exc)
+    except RecursionError:
+        # No report nests more than five levels; thousands of brackets are an attack on the parser.
+        raise ValidationError(field, _label(data), 'is not a report: its JSON nests too deeply')
     return normalise_report(document, field)

@@ -403,6 +403,7 @@ def test_broken_gzip_is_refused_clearly():
     assert error_of(corrupt).startswith("report '<gzip data, %d bytes>': is not a readable gzip stream (" % len(data))
     assert error_of(data + b'trailing') == "report '<gzip data, %d bytes>': has data after the end of its gzip stream" % (
         len(data) + 8)
+    assert error_of(b'\x1f\x8b') == "report '<gzip data, 2 bytes>': is a truncated gzip stream (it ends before its end marker)"
     latin1 = gzip.compress(corpus.raw('bad/not-utf8.bin'))
     assert error_of(slurp(latin1)) == "report '<bytes, 423 bytes>': is not UTF-8 (byte 0xe9 at offset 29)"
 
@@ -443,3 +444,8 @@ def test_an_alias_is_checked_only_when_it_is_read():
         "policies[0].failure-details[0].failure-reason-code 4: must be a string")
     assert error_of(minimal(with_detail(**{'failure-error-code': 17}))) == (
         "policies[0].failure-details[0].failure-error-code 17: must be a string")
+
+
+def test_deeply_nested_json_is_refused_not_a_crash():
+    deep = b'{"policies": ' + b'[' * 200000 + b']' * 200000 + b'}'
+    assert error_of(gzip.compress(deep)) == "report '<bytes, 400014 bytes>': is not a report: its JSON nests too deeply"
