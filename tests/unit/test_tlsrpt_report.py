@@ -11,6 +11,7 @@ import os
 import tracemalloc
 
 import pytest
+import yaml
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import (
@@ -449,3 +450,29 @@ def test_an_alias_is_checked_only_when_it_is_read():
 def test_deeply_nested_json_is_refused_not_a_crash():
     deep = b'{"policies": ' + b'[' * 200000 + b']' * 200000 + b'}'
     assert error_of(gzip.compress(deep)) == "report '<bytes, 400014 bytes>': is not a report: its JSON nests too deeply"
+
+
+def test_what_the_docs_show_is_what_the_parser_does():
+    from tests.conftest import REPO
+    with open(os.path.join(REPO, 'docs', 'tlsrpt-reports.md'), encoding='utf-8') as handle:
+        docs = handle.read()
+    section = docs[docs.index('## What is accepted'):docs.index('\n## ', docs.index('## What is accepted') + 1)]
+    errors_start = section.index('```\n', section.index('**Errors**')) + len('```\n')
+    shown_errors = section[errors_start:section.index('```\n', errors_start)].splitlines()
+    second_policy_bad_detail = minimal()
+    second_policy_bad_detail['policies'].append(dict(policy_of(minimal(with_detail(**{'failed-session-count': '1'})))))
+    assert shown_errors == [
+        error_of(corpus.raw('bad/negative-count.json')),
+        error_of(second_policy_bad_detail),
+        error_of(corpus.raw('bad/end-before-start.json')),
+        error_of(corpus.raw('bad/unknown-policy-type.json')),
+        error_of(corpus.raw('bad/missing-policies.json')),
+        error_of(corpus.raw('bad/not-utf8.bin')),
+        error_of(corpus.gzip_bomb(64 * 1024 * 1024)),
+    ]
+    yaml_start = section.index('```yaml\norganization_name:') + len('```yaml\n')
+    shown = yaml.safe_load(section[yaml_start:section.index('```\n', yaml_start)])
+    parsed = parse_report(corpus.raw('rfc8460-example'))
+    assert len(parsed['policies'][0]['failure_details']) == 1 + 2   # the docs shorten "two more"
+    parsed['policies'][0]['failure_details'] = parsed['policies'][0]['failure_details'][:1]
+    assert shown == parsed
