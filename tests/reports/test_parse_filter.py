@@ -1,7 +1,7 @@
 """The parse_tlsrpt_report filter through a real ansible-playbook run, as its documentation shows it used.
 
-One playbook: a .json.gz report read with ansible.builtin.slurp (base64 of gzip), a plain one read with
-lookup('file') and a keyword option, an already loaded dict, and the failures a user must be able to
+One playbook: a .json.gz report read with ansible.builtin.slurp (base64 of gzip), a plain one slurped and
+read with lookup('file') and a keyword option, an already loaded dict, and the failures a user must be able to
 act on: a malformed report (the message names the place in the report and the rule), a gzip bomb
 (the message names the cap), a bad option value.
 """
@@ -47,9 +47,10 @@ def results(tmp_path_factory):
         return entry
 
     tasks = [
-        slurp('microsoft'), slurp('malformed'), slurp('bomb'),
+        slurp('microsoft'), slurp('dane'), slurp('malformed'), slurp('bomb'),
         parse('slurped gzip', 'microsoft.content | %s' % FILTER),
         parse('file lookup', "lookup('file', %r) | %s(max_report_size=4096)" % (files['dane'], FILTER)),
+        parse('slurped json', 'dane.content | %s' % FILTER),
         parse('loaded dict', "lookup('file', %r) | from_json | %s" % (files['dane'], FILTER)),
         parse('malformed', 'malformed.content | %s' % FILTER, ignore_errors=True),
         parse('bomb', 'bomb.content | %s(max_report_size=1048576)' % FILTER, ignore_errors=True),
@@ -86,8 +87,8 @@ def test_a_slurped_gzip_report_is_normalised(results):
     }]
 
 
-def test_plain_json_from_a_file_lookup_with_the_option_and_as_a_loaded_dict(results):
-    for name in ('file lookup', 'loaded dict'):
+def test_plain_json_slurped_read_by_a_file_lookup_with_the_option_and_as_a_loaded_dict(results):
+    for name in ('slurped json', 'file lookup', 'loaded dict'):
         assert results[name]['_status'] == 'ok', results[name]
         parsed = results[name]['ansible_facts']['parsed']
         # The offset +02:00 of the report's dates, converted to UTC.
