@@ -28,6 +28,11 @@ def fact(name, expression, ignore_errors=False):
     return task
 
 
+def assert_passed(name, verdict):
+    """The documented way to stop a rollout: assert on passed, with the verdict's message."""
+    return {'name': name, 'ansible.builtin.assert': {'that': verdict + '.passed', 'fail_msg': '{{ %s.message }}' % verdict}}
+
+
 @pytest.fixture(scope='module')
 def played(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('summary-filters'))
@@ -60,11 +65,8 @@ def played(tmp_path_factory):
         fact('gate_com', "%s('example.com', policy_com, now='2026-11-04', days=3)" % gate),
         fact('gate_new_mx', "%s('example.com', policy_com | combine({'mx': ['mx.new.example.com']}), now='2026-11-04', "
                             "days=3)" % gate),
-        {'name': 'net may go to enforce', 'ansible.builtin.assert': {'that': 'gate_net.passed',
-                                                                    'fail_msg': '{{ gate_net.message }}'}},
-        {'name': 'com may go to enforce', 'ansible.builtin.assert': {'that': 'gate_com.passed',
-                                                                    'fail_msg': '{{ gate_com.message }}'},
-         'ignore_errors': True},
+        assert_passed('net may go to enforce', 'gate_net'),
+        dict(assert_passed('com may go to enforce', 'gate_com'), ignore_errors=True),
         fact('bad_option', "%s('example.com', policy_com, max_failure_rate=150)" % gate, ignore_errors=True),
     ]
     run = run_playbook(tasks, workdir=root, play_vars={'policy_com': POLICY_COM, 'policy_net': POLICY_NET})

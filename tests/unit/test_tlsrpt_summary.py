@@ -13,6 +13,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import Val
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_summary import (
     SummaryBuilder, enforce_gate, parse_since, parse_time, render_markdown, since_days_ago, summarize,
 )
+from tests.unit.plugins.filter.test_filters import render
 
 UTC = datetime.timezone.utc
 POLICY = {'mode': 'enforce', 'mx': ['mail.example.com'], 'max_age': 604800}
@@ -53,8 +54,8 @@ def test_summary_shape_and_totals():
     summary = summarize([
         report('google.com', 'g1', '2026-11-20', [policy(ok=90, failed=10, details=[
             detail('certificate-expired', 6), detail('starttls-not-supported', 4, mx='MX2.example.com.', ip='192.0.2.26')])]),
-        report('microsoft.com', 'm1', '2026-11-21', [policy(ok=50), policy('example.net', ok=7, lines=[],
-                                                                              mx_host=['*.example.net'])]),
+        report('microsoft.com', 'm1', '2026-11-21',
+               [policy(ok=50), policy('example.net', ok=7, lines=[], mx_host=['*.example.net'])]),
     ])
     assert summary['reports'] == 2
     assert summary['duplicates'] == 0
@@ -243,9 +244,9 @@ def clean_days(count=14, ok=10, org='google.com', lines=None, first_day=17):
             for day in range(first_day, first_day + count)]
 
 
-def gate(reports, policy_=POLICY, **options):
+def gate(reports, policy_=None, **options):
     options.setdefault('now', NOW)
-    return enforce_gate(summarize(reports), 'example.com', policy_, **options)
+    return enforce_gate(summarize(reports), 'example.com', policy_ or POLICY, **options)
 
 
 def test_gate_passes_on_enough_clean_reports_of_the_current_policy():
@@ -391,17 +392,16 @@ def test_gate_now_is_given_by_the_caller():
     ({'now': 'noon'}, "enforce_gate.now 'noon': must be a date"),
     ({'now': None}, "enforce_gate.now None: is required"),
     ({'domain': 'not a domain'}, "enforce_gate.domain 'not a domain'"),
-    ({'policy_': {'mode': 'enforce', 'max_age': 604800}},
+    ({'policy': {'mode': 'enforce', 'max_age': 604800}},
      "enforce_gate.policies.example.com.mx []: at least one mx pattern is required"),
-    ({'policy_': 'mode: enforce\n'}, "enforce_gate.policies.example.com.policy"),
-    ({'policy_': 42}, "enforce_gate.policies.example.com 42: must be a dict or the policy text"),
+    ({'policy': 'mode: enforce\n'}, "enforce_gate.policies.example.com.policy"),
+    ({'policy': 42}, "enforce_gate.policies.example.com 42: must be a dict or the policy text"),
     ({'summary': [1]}, "summary [1]: must be a summary"),
 ])
 def test_gate_options_are_checked_naming_the_option(options, message):
-    arguments = {'summary': summarize([]), 'domain': 'example.com', 'policy_': POLICY, 'now': NOW}
+    arguments = {'summary': summarize([]), 'domain': 'example.com', 'policy': POLICY, 'now': NOW}
     arguments.update(options)
-    assert message in error_of(lambda summary, domain, policy_, **rest: enforce_gate(summary, domain, policy_, **rest),
-                               **arguments)
+    assert message in error_of(enforce_gate, **arguments)
 
 
 # --- Markdown ---
@@ -462,15 +462,11 @@ def test_markdown_of_an_empty_summary():
 
 @pytest.fixture(scope='module')
 def templar():
+    """A real Templar with reports and a policy to feed the filters."""
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar
     reports = clean_days(ok=10) + [report('google.com', 'google.com-17', '2026-11-17')]
     return Templar(loader=DataLoader(), variables={'reports': reports, 'policy': POLICY})
-
-
-def render(templar, expression):
-    from ansible.template import trust_as_template
-    return templar.template(trust_as_template('{{ %s }}' % expression))
 
 
 def test_filters_take_keyword_options(templar):
@@ -486,6 +482,13 @@ def test_filters_take_keyword_options(templar):
     verdict = render(templar, "reports | mailsec.mta_sts.tlsrpt_summary | mailsec.mta_sts.tlsrpt_enforce_gate("
                               "domain='example.com', policy=policy, now='2026-12-01', min_sessions=141)")
     assert verdict['reasons'][0].startswith('only 140 sessions')
+
+
+def test_every_filter_takes_keyword_options(templar):
+    """The _wrap change that the TLS-RPT filters needed serves the older filters too (changelog 10-tlsrpt-summary)."""
+    plan = render(templar, "['b.example', 'a.example'] | mailsec.mta_sts.acme_certificate_groups(limit=1)")
+    assert plan['groups'] == {'group-0001': ['mta-sts.a.example'], 'group-0002': ['mta-sts.b.example']}
+    assert render(templar, "'mx1.example.net' | mailsec.mta_sts.mx_match(patterns=['*.example.net'])") is True
 
 
 def test_gate_filter_reads_the_clock_when_now_is_not_given(templar):
