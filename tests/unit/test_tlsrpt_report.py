@@ -305,6 +305,10 @@ def test_every_malformed_corpus_file_has_a_case():
     assert sorted(name for name, _message in MALFORMED) == sorted(os.listdir(corpus.BAD_DIR))
 
 
+DELETE = object()
+DETAILS = ('policies', 0, 'failure-details')
+
+
 def changed(path, value):
     """The minimal report with the value at ``path`` (keys and list indexes) replaced, or deleted when value is DELETE."""
     document = minimal()
@@ -316,10 +320,6 @@ def changed(path, value):
     else:
         target[path[-1]] = value
     return document
-
-
-DELETE = object()
-DETAILS = ('policies', 0, 'failure-details')
 
 
 @pytest.mark.parametrize('path, value, message', [
