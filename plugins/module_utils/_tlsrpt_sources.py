@@ -46,14 +46,12 @@ def _sections(part, number):
     if part.get_content_type() == 'message/rfc822' and isinstance(part.get_payload(), list):
         inner = part.get_payload()[0]
         if inner.is_multipart():
-            for found in _sections(inner, number):
-                yield found
+            yield from _sections(inner, number)
         else:
             yield '%s.1' % number if number else '1', inner
     elif part.is_multipart():
         for index, child in enumerate(part.iter_parts(), 1):
-            for found in _sections(child, '%s.%d' % (number, index) if number else str(index)):
-                yield found
+            yield from _sections(child, '%s.%d' % (number, index) if number else str(index))
     else:
         yield number or '1', part
 
@@ -184,39 +182,35 @@ def iter_path(path, max_bytes, skipped=None):
     except OSError as exc:
         yield path, ReportError('cannot be read: %s' % (exc.strerror or exc))
         return
-    if stat.S_ISDIR(info.st_mode):
-        # A maildir's cur/ or new/ may be given on its own.
-        parent = os.path.dirname(os.path.abspath(path))
-        messages_folder = os.path.basename(os.path.abspath(path)) in ('cur', 'new') and is_maildir(parent)
-        walk = _walk(path, messages_folder, max_bytes, skipped, set())
-    else:
-        walk = read_file(path, file_kind(os.path.basename(path), explicit=True), max_bytes)
-    for found in walk:
-        yield found
+    if not stat.S_ISDIR(info.st_mode):
+        yield from read_file(path, file_kind(os.path.basename(path), explicit=True), max_bytes)
+        return
+    # A maildir's cur/ or new/ may be given on its own.
+    absolute = os.path.abspath(path)
+    messages_folder = os.path.basename(absolute) in ('cur', 'new') and is_maildir(os.path.dirname(absolute))
+    yield from _walk(path, messages_folder, max_bytes, skipped, set())
 
 
 def _walk(directory, messages_folder, max_bytes, skipped, seen):
     try:
         info = os.stat(directory)
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
         names = sorted(os.listdir(directory))
     except OSError as exc:
         yield directory, ReportError('cannot be read: %s' % (exc.strerror or exc))
         return
-    if (info.st_dev, info.st_ino) in seen:
-        return
-    seen.add((info.st_dev, info.st_ino))
     maildir = is_maildir(directory)
     for name in names:
         path = os.path.join(directory, name)
         if os.path.isdir(path):
             if not (maildir and name == 'tmp'):
-                for found in _walk(path, maildir and name in ('cur', 'new'), max_bytes, skipped, seen):
-                    yield found
+                yield from _walk(path, maildir and name in ('cur', 'new'), max_bytes, skipped, seen)
             continue
         kind = file_kind(name, messages_folder)
         if kind is None:
             if skipped is not None:
                 skipped.append(path)
             continue
-        for found in read_file(path, kind, max_bytes):
-            yield found
+        yield from read_file(path, kind, max_bytes)

@@ -14,7 +14,7 @@ description:
   - Reads the aggregate reports (RFC 8460) that sending MTAs mail to the C(rua) of the C(_smtp._tls) record, from
     files and directories (O(paths)) and from an IMAP mailbox over TLS (O(imap)), and returns one summary per
     policy domain (RV(summary)), the same summary as Markdown (RV(markdown)) and, with O(enforce_gate), whether
-    the evidence allows moving each listed domain to C(mode: enforce) (RV(gate)).
+    the evidence allows moving each listed domain to C(mode) V(enforce) (RV(gate)).
   - A report delivered twice (the same organisation and report id) counts once. A report that cannot be read or
     parsed is listed in RV(summary.errors) with its source and the reason, and the others are still read.
   - Reports are read one at a time, never all at once, so memory stays flat for any number of them.
@@ -125,7 +125,7 @@ options:
   enforce_gate:
     description:
       - Judge, for each domain of O(enforce_gate.policies), whether the reports are evidence enough to move its
-        policy to C(mode: enforce); the result is in RV(gate) and RV(gate_passed). The task itself does not fail;
+        policy to C(mode) V(enforce); the result is in RV(gate) and RV(gate_passed). The task itself does not fail;
         use RV(gate_passed) in an C(assert) or C(failed_when).
       - Only the C(sts) policy entries whose MX patterns equal those of the given policy count, so reports about
         an older policy are not taken as evidence. No report at all fails the gate.
@@ -135,7 +135,7 @@ options:
     suboptions:
       policies:
         description:
-          - The policy about to be enforced, per domain (C({domain: policy})); a policy is a dict as the
+          - The policy about to be enforced, keyed by its domain; a policy is a dict as the
             P(mailsec.mta_sts.render_policy#filter) filter takes it, or the policy file's text. Only its MX
             patterns are compared. At least one domain; with O(domains), each must be among them.
         type: dict
@@ -233,6 +233,12 @@ summary:
     duplicates:
       description: Reports seen again (same organisation and report id) and counted once.
       type: int
+    skipped:
+      description:
+        - Reports read but not counted, C(outside_window) (their date range is before O(since)) and
+          C(no_matching_domain) (none of their policies is about one of O(domains)).
+      type: dict
+      sample: {outside_window: 12, no_matching_domain: 0}
     organizations:
       description: The organisations that sent the counted reports, sorted.
       type: list
