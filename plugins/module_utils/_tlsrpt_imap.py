@@ -404,11 +404,12 @@ class MailboxReader(object):
         after = state_text(mailbox_url(self.options), self.uidvalidity, uids)
         if after != self.state_before and not self.check_mode:
             try:
-                replace_file(path, after.encode('utf-8'), mode=None if self.state_before is not None else STATE_FILE_MODE)
+                # An existing file keeps its mode and owner.
+                mode = None if self.state_before is not None else STATE_FILE_MODE
+                replace_file(path, after.encode('utf-8'), mode=mode)
             except (IOError, OSError) as exc:
                 raise ValidationError('imap.state_file', path, 'cannot be written: %s' % (exc.strerror or exc))
-        return {'before_header': path, 'after_header': path,
-                       'before': self.state_before or '', 'after': after}
+        return {'before_header': path, 'after_header': path, 'before': self.state_before or '', 'after': after}
 
     def close(self):
         if self.conn is not None:

@@ -76,9 +76,10 @@ def test_move_to_moves_every_examined_message_and_a_rerun_finds_nothing(dovecot)
     assert (example_com(moved)['successful_sessions'], example_com(moved)['failed_sessions']) == (1180 + 450, 2 + 3)
     url = 'imap://tlsrpt@127.0.0.1:993/INBOX;UIDVALIDITY=%d' % moved['imap']['uidvalidity']
     errors = dict((error['source'], error['reason']) for error in summary['errors'])
-    assert set(errors) == {'%s/;UID=%d/;SECTION=2' % (url, delivered[3]), '%s/;UID=%d' % (url, delivered[4])}
-    assert 'total-failure-session-count -3: must be a non-negative integer' in errors['%s/;UID=%d/;SECTION=2' % (url, delivered[3])]
-    assert 'no TLS-RPT report part' in errors['%s/;UID=%d' % (url, delivered[4])]
+    bad_part, no_part = '%s/;UID=%d/;SECTION=2' % (url, delivered[3]), '%s/;UID=%d' % (url, delivered[4])
+    assert set(errors) == {bad_part, no_part}
+    assert 'total-failure-session-count -3: must be a non-negative integer' in errors[bad_part]
+    assert 'no TLS-RPT report part' in errors[no_part]
     assert all('%s/;UID=%d' % (url, uid) in moved['diff']['prepared'] for uid in delivered)
 
     assert dovecot.uids('INBOX') == []
@@ -204,11 +205,10 @@ def test_a_wrong_password_fails_clearly_and_no_password_shows_even_with_vvv(dove
 
 def test_a_certificate_the_ca_file_does_not_vouch_for_fails_validation(failures):
     _run, results, _password = failures
-    for name, reason in (('other CA', 'certificate verify failed: unable to get local issuer certificate'),
+    for name, reason in (('other CA', 'unable to get local issuer certificate'),
                          ('other name', "Hostname mismatch, certificate is not valid for 'localhost'")):
         assert results[name]['_status'] == 'failed'
-        assert 'the server certificate is not valid' in results[name]['msg']
-        assert reason.split(': ')[-1] in results[name]['msg']
+        assert 'the server certificate is not valid: ' + reason in results[name]['msg']
         assert 'imap.ca_file' in results[name]['msg']
 
 
