@@ -81,12 +81,14 @@ options:
       move_to:
         description:
           - The folder processed messages are moved to; created when missing. C(MOVE) where the server has it,
-            else C(COPY), C(\\Deleted) and C(UID EXPUNGE) of exactly those messages.
+            else C(COPY), C(\\Deleted) and C(UID EXPUNGE) of exactly those messages (plain C(EXPUNGE) on a server
+            without C(UIDPLUS), which also removes messages another client flagged C(\\Deleted)).
+          - Not with O(imap.state_file).
         type: str
       state_file:
         description:
           - A JSON file on the host the task runs on that records the UIDs already read (with the mailbox's
-            C(UIDVALIDITY); a new UIDVALIDITY starts it afresh). Used when O(imap.move_to) is not given.
+            C(UIDVALIDITY); a new UIDVALIDITY starts it afresh). Not with O(imap.move_to). Its directory must exist.
         type: path
       ca_file:
         description: CA certificates (PEM) to verify the server with, instead of the system's.
