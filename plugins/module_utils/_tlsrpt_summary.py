@@ -138,31 +138,84 @@ def policy_mx_patterns(entry):
 
 # --- the summary ---
 
-_REPORT_KEYS = ('organization_name', 'report_id', 'date_range', 'policies')
-_POLICY_KEYS = ('policy_type', 'policy_string', 'policy_domain', 'mx_host',
-                'successful_sessions', 'failed_sessions', 'failure_details')
+def _is_text(value):
+    return isinstance(value, str)
 
 
-def _check_report(report, source):
-    """Refuse what is not a normalised report, naming the source, before any count changes."""
-    rule = 'must be a normalised report (what parse_tlsrpt_report returns); %s'
-    if not isinstance(report, Mapping):
-        raise ValidationError(source, report, rule % 'it is not a mapping')
-    for key in _REPORT_KEYS:
-        if key not in report:
-            raise ValidationError(source, sorted(report), rule % 'the key %s is missing' % key)
-    if not isinstance(report['date_range'], Mapping) or not all(key in report['date_range'] for key in ('start', 'end')):
-        raise ValidationError(source + '.date_range', report['date_range'], rule % 'it needs start and end')
-    if not isinstance(report['policies'], (list, tuple)):
-        raise ValidationError(source + '.policies', report['policies'], rule % 'policies must be a list')
-    for index, entry in enumerate(report['policies']):
-        missing = [key for key in _POLICY_KEYS if not isinstance(entry, Mapping) or key not in entry]
-        if missing:
-            raise ValidationError('%s.policies[%d]' % (source, index), entry, rule % 'missing %s' % ', '.join(missing))
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_texts(value):
+    return isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+
+
+def _is_list(value):
+    return isinstance(value, (list, tuple))
+
+
+def _is_date_range(value):
+    return isinstance(value, Mapping) and 'start' in value and 'end' in value
+
+
+# The keys the summary reads, and what each must hold; parse_report always gives them.
+_REPORT_SHAPE = (('organization_name', _is_text), ('report_id', _is_text), ('date_range', _is_date_range),
+                 ('policies', _is_list))
+_POLICY_SHAPE = (('policy_type', _is_text), ('policy_string', _is_texts), ('policy_domain', _is_text),
+                 ('mx_host', _is_texts), ('successful_sessions', _is_count), ('failed_sessions', _is_count),
+                 ('failure_details', _is_list))
+_DETAIL_SHAPE = (('result_type', _is_text), ('failed_sessions', _is_count))
+_SHAPE_RULE = 'must be a normalised report (what parse_tlsrpt_report returns); %s'
+
+
+def _check_shape(value, shape, where):
+    if not isinstance(value, Mapping):
+        raise ValidationError(where, value, _SHAPE_RULE % 'this is not a mapping')
+    for key, valid in shape:
+        if key not in value:
+            raise ValidationError(where, list(value), _SHAPE_RULE % 'the key %s is missing' % key)
+        if not valid(value[key]):
+            raise ValidationError('%s.%s' % (where, key), value[key], _SHAPE_RULE % 'this value has the wrong type')
 
 
 def _count(counts, key, number):
     counts[key] = counts.get(key, 0) + number
+
+
+def _merge_counts(counts, more):
+    for key, number in more.items():
+        counts[key] = counts.get(key, 0) + number
+
+
+def _entry_counts(entry, where):
+    """One policy entry, checked and reduced to what the totals add up.
+
+    -> (successful, failed, failures by result type, {(receiving MX, IP): [failed, by result type]}).
+    Its failure details are walked once here, not once per level of the summary: a report may carry hundreds.
+    """
+    _check_shape(entry, _POLICY_SHAPE, where)
+    by_result_type = {}
+    by_receiving_mx = {}
+    for number, detail in enumerate(entry['failure_details']):
+        # A quick test by exact class clears what parse_report gives; anything else gets the exact check
+        # (which accepts subclasses) and, when it is wrong, the message naming its place.
+        result_type = failed = None
+        if detail.__class__ is dict:
+            result_type = detail.get('result_type')
+            failed = detail.get('failed_sessions')
+        if result_type.__class__ is not str or failed.__class__ is not int or failed < 0:
+            _check_shape(detail, _DETAIL_SHAPE, '%s.failure_details[%d]' % (where, number))
+            result_type = detail['result_type']
+            failed = detail['failed_sessions']
+        by_result_type[result_type] = by_result_type.get(result_type, 0) + failed
+        # Keyed as sent; the host name is normalised once per distinct key, when the domain adds it up.
+        key = (detail.get('receiving_mx_hostname'), detail.get('receiving_ip'))
+        row = by_receiving_mx.get(key)
+        if row is None:
+            row = by_receiving_mx[key] = [0, {}]
+        row[0] += failed
+        row[1][result_type] = row[1].get(result_type, 0) + failed
+    return entry['successful_sessions'], entry['failed_sessions'], by_result_type, by_receiving_mx
 
 
 def _sorted_counts(counts):
@@ -193,11 +246,11 @@ class _Totals(object):
         self.first = start if self.first is None else min(self.first, start)
         self.last = end if self.last is None else max(self.last, end)
 
-    def add_entry(self, entry):
-        self.successful += entry['successful_sessions']
-        self.failed += entry['failed_sessions']
-        for detail in entry['failure_details']:
-            _count(self.by_result_type, detail['result_type'], detail['failed_sessions'])
+    def add_entry(self, counts):
+        """Add what _entry_counts returned."""
+        self.successful += counts[0]
+        self.failed += counts[1]
+        _merge_counts(self.by_result_type, counts[2])
 
     def counts(self):
         return {
@@ -242,22 +295,24 @@ class _DomainTotals(_Totals):
         self.by_receiving_mx = {}
         self.policies = {}
 
-    def add_entry(self, entry):
-        super(_DomainTotals, self).add_entry(entry)
-        for detail in entry['failure_details']:
-            key = (_host_key(detail['receiving_mx_hostname']), detail['receiving_ip'])
-            row = self.by_receiving_mx.setdefault(key, {'failed': 0, 'by_result_type': {}})
-            row['failed'] += detail['failed_sessions']
-            _count(row['by_result_type'], detail['result_type'], detail['failed_sessions'])
+    def add_entry(self, counts):
+        super(_DomainTotals, self).add_entry(counts)
+        for (host, address), (failed, by_result_type) in counts[3].items():
+            key = (_host_key(host), address)
+            row = self.by_receiving_mx.get(key)
+            if row is None:
+                row = self.by_receiving_mx[key] = [0, {}]
+            row[0] += failed
+            _merge_counts(row[1], by_result_type)
 
     def result(self):
         result = super(_DomainTotals, self).result()
         by_mx = sorted(self.by_receiving_mx.items(),
-                       key=lambda item: (-item[1]['failed'], item[0][0] or '', item[0][1] or ''))
+                       key=lambda item: (-item[1][0], item[0][0] or '', item[0][1] or ''))
         result['failures_by_receiving_mx'] = [
-            {'receiving_mx_hostname': host, 'receiving_ip': address, 'failed_sessions': row['failed'],
-             'failures_by_result_type': _sorted_counts(row['by_result_type'])}
-            for (host, address), row in by_mx]
+            {'receiving_mx_hostname': host, 'receiving_ip': address, 'failed_sessions': failed,
+             'failures_by_result_type': _sorted_counts(by_result_type)}
+            for (host, address), (failed, by_result_type) in by_mx]
         policies = [totals.result() for totals in self.policies.values()]
         # The newest policy first: it is the one a reader (and the gate) cares about.
         policies.sort(key=lambda item: (item['policy_type'], item['policy_string'], item['mx_host']))
@@ -304,17 +359,18 @@ class SummaryBuilder(object):
 
         Dedupe key: (organization_name, report_id), among the reports that count.
         """
-        _check_report(report, source)
+        _check_shape(report, _REPORT_SHAPE, source)
         start = parse_time(report['date_range']['start'], source + '.date_range.start')
         end = parse_time(report['date_range']['end'], source + '.date_range.end')
         if not self._overlaps(start, end):
             self._outside_window += 1
             return 'outside-window'
         entries = []
-        for entry in report['policies']:
+        for index, entry in enumerate(report['policies']):
+            counts = _entry_counts(entry, '%s.policies[%d]' % (source, index))
             domain = _host_key(entry['policy_domain'])
             if self.domains is None or domain in self.domains:
-                entries.append((domain, entry))
+                entries.append((domain, entry, counts))
         if self.domains is not None and not entries:
             self._no_matching_domain += 1
             return 'no-matching-domain'
@@ -330,7 +386,7 @@ class SummaryBuilder(object):
         self._organizations.add(organization)
         day = start.date().isoformat()
         counted = set()
-        for domain, entry in entries:
+        for domain, entry, counts in entries:
             domain_totals = self._domains.get(domain)
             if domain_totals is None:
                 domain_totals = self._domains[domain] = _DomainTotals()
@@ -347,7 +403,7 @@ class SummaryBuilder(object):
                 if totals not in counted:
                     counted.add(totals)
                     totals.add_report(organization, start, end)
-                totals.add_entry(entry)
+                totals.add_entry(counts)
         return 'added'
 
     def add_error(self, source, reason):

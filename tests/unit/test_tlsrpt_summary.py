@@ -185,13 +185,36 @@ def test_errors_are_listed_and_the_others_go_on():
 
 @pytest.mark.parametrize('reports, message', [
     ('nope', "reports 'nope': must be a list"),
-    ([{'organization-name': 'raw'}], "reports[0] ['organization-name']: must be a normalised report"),
+    ([{'organization-name': 'raw'}], "reports[0] ['organization-name']: must be a normalised report (what "
+                                     "parse_tlsrpt_report returns); the key organization_name is missing"),
+    (['text'], "reports[0] 'text': must be a normalised report (what parse_tlsrpt_report returns); this is not a mapping"),
+    ([dict(report(), report_id=7)], 'reports[0].report_id 7: must be a normalised report (what parse_tlsrpt_report '
+                                    'returns); this value has the wrong type'),
+    ([report(policies=[policy(ok=-1)])], 'reports[0].policies[0].successful_sessions -1'),
+    ([report(policies=[dict(policy(), mx_host='mx.example.com')])], "reports[0].policies[0].mx_host 'mx.example.com'"),
+    ([report(policies=[policy(failed=1, details=[{'result_type': 'x'}])])],
+     'reports[0].policies[0].failure_details[0] [\'result_type\']: must be a normalised report (what parse_tlsrpt_report '
+     'returns); the key failed_sessions is missing'),
     ([dict(report(), date_range={'start': 'yesterday', 'end': '2026-11-20T00:00:00Z'})],
      "reports[0].date_range.start 'yesterday': must be a date YYYY-MM-DD or an RFC 3339 date-time"),
     ([report(policies=[{'policy_type': 'sts'}])], 'reports[0].policies[0]'),
 ])
 def test_bad_input_is_refused_naming_the_place(reports, message):
     assert message in error_of(summarize, reports)
+
+
+def test_failure_details_of_other_mapping_and_int_types_are_counted_and_bools_refused():
+    import collections
+
+    class Count(int):
+        pass
+
+    ordered = collections.OrderedDict(detail('certificate-expired', 2))
+    ordered['failed_sessions'] = Count(2)
+    summary = summarize([report(policies=[policy(failed=3, details=[ordered, detail('certificate-expired', 1)])])])
+    assert summary['domains']['example.com']['failures_by_result_type'] == {'certificate-expired': 3}
+    assert 'reports[0].policies[0].failure_details[1].failed_sessions True' in error_of(
+        summarize, [report(policies=[policy(failed=1, details=[detail('x', 1), detail('x', True)])])])
 
 
 def test_builder_options_are_checked():
