@@ -21,6 +21,7 @@ import argparse
 import datetime
 import functools
 import gzip
+import hashlib
 import json
 import os
 import random
@@ -130,7 +131,8 @@ def policy_entry(rng, sender, domain, policy_type, older, mx_index, failures):
         policy['policy-string'] = sts_policy_string(domain, older)
         patterns = ['mail.' + domain] if older else mx_names(domain)
     elif policy_type == 'tlsa':
-        policy['policy-string'] = ['3 1 1 %064x' % rng.getrandbits(256)]
+        # A domain's TLSA record stays the same from report to report, as its key does.
+        policy['policy-string'] = ['3 1 1 ' + hashlib.sha256(mx_names(domain)[mx_index].encode()).hexdigest()]
         patterns = [mx_names(domain)[mx_index]]
     else:
         patterns = []
@@ -303,8 +305,9 @@ def ours(directory):
     builder = module.SummaryBuilder()
     module.add_reports(builder, sources.iter_path(directory, report.DEFAULT_MAX_BYTES), report.DEFAULT_MAX_BYTES)
     summary = builder.result()
-    module.render_markdown(summary)
-    return summary_counts(summary)
+    # What the module returns, serialised as exit_json does: its size is what Ansible then handles.
+    result = json.dumps({'summary': summary, 'markdown': module.render_markdown(summary)})
+    return dict(summary_counts(summary), result_mb=len(result) / 1e6)
 
 
 def summary_counts(summary):
