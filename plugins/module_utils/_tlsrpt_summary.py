@@ -458,10 +458,14 @@ def _patterns(value, field):
 def _policy_mx(policy, field):
     """The MX patterns of the policy about to be enforced: a dict as render_policy takes, or the policy text."""
     try:
-        return sorted(set(parse_policy(policy_text(policy, field))['mx']))
+        mx = sorted(set(parse_policy(policy_text(policy, field))['mx']))
     except ValidationError as exc:
         name = field if exc.field == field else '%s.%s' % (field, exc.field)
         raise ValidationError(name, exc.value, exc.rule)
+    if not mx:
+        # Only mode none may omit them, and a policy without MX patterns is nothing to enforce.
+        raise ValidationError(field + '.mx', mx, 'the policy to enforce must list its mx patterns')
+    return mx
 
 
 def _percent(rate):

@@ -418,6 +418,8 @@ def test_gate_now_is_given_by_the_caller():
     ({'policy': {'mode': 'enforce', 'max_age': 604800}},
      "enforce_gate.policies.example.com.mx []: at least one mx pattern is required"),
     ({'policy': 'mode: enforce\n'}, "enforce_gate.policies.example.com.policy"),
+    ({'policy': {'mode': 'none', 'max_age': 86400}},
+     "enforce_gate.policies.example.com.mx []: the policy to enforce must list its mx patterns"),
     ({'policy': 42}, "enforce_gate.policies.example.com 42: must be a dict or the policy text"),
     ({'summary': [1]}, "summary [1]: must be a summary"),
 ])
