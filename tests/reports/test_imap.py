@@ -115,6 +115,7 @@ def test_without_move_to_the_state_file_records_the_uids_and_a_rerun_reads_only_
 
     assert results['check']['changed'] is True
     assert results['check']['imap']['recorded'] == 2
+    assert json.loads(results['check']['diff']['after'])['uids'] == dovecot.uids(mailbox)
     assert results['state after check']['stat']['exists'] is False
 
     record = results['record']
