@@ -70,7 +70,8 @@ def build_archive(root):
     no-report.eml            error                      notes.txt        skipped
     loop -> .                not followed again
 
-    Beside it, ``extra/report-20261103`` (the minimal report, a name the walk would skip).
+    Beside it, ``extra/report-20261103`` (the minimal report, a name the walk would skip) and
+    ``extra/long-type.json`` (a 5000-character policy type).
     """
     archive = os.path.join(root, 'archive')
     with open(os.path.join(BAD_DIR, 'negative-count.json'), 'rb') as handle:
@@ -87,6 +88,9 @@ def build_archive(root):
     write(os.path.join(archive, 'notes.txt'), b'reports are saved here by procmail\n')
     os.symlink(archive, os.path.join(archive, 'loop'))
     write(os.path.join(root, 'extra', 'report-20261103'), raw('minimal'))
+    long_type = report('minimal')
+    long_type['policies'][0]['policy']['policy-type'] = 'x' * 5000
+    write(os.path.join(root, 'extra', 'long-type.json'), json.dumps(long_type).encode())
 
     # For the gate, whose window is the last days before today: reports of yesterday and the day before.
     recent = os.path.join(root, 'recent')
@@ -141,10 +145,11 @@ def play(tmp_path_factory):
         task('since', paths=[archive], since='2026-11-02'),
         task('days', paths=[archive], days=days_to_nov_2),
         task('check mode', check_mode=True, paths=[archive]),
-        task('files past the cap', paths=[os.path.join(archive, name) for name in ('google-sts.json', 'mail.eml')],
-             max_report_size=100),
-        task('a maildir folder and a named file', paths=[os.path.join(archive, 'maildir', 'cur'),
-                                                         os.path.join(root, 'extra', 'report-20261103')]),
+        task('files past the cap', max_report_size=100,
+             paths=[os.path.join(archive, name) for name in ('google-sts.json', 'mail.eml', 'bomb.json.gz')]),
+        task('a maildir folder and named files', paths=[os.path.join(archive, 'maildir', 'cur'),
+                                                        os.path.join(root, 'extra', 'report-20261103'),
+                                                        os.path.join(root, 'extra', 'long-type.json')]),
         {'name': 'sources from module_defaults', 'module_defaults': {'group/mailsec.mta_sts.tlsrpt': {'paths': [recent]}},
          MODULE: {'domains': ['example.com']}},
         task('gate: one passes, one has no report about its policy', paths=[recent], enforce_gate={'policies': {
@@ -230,20 +235,25 @@ def test_files_past_max_report_size_are_errors_not_failures(play):
     archive, results = play
     result = results['files past the cap']
     assert result['_status'] == 'ok'
-    report_size = len(raw('google-sts'))
-    mail_size = os.path.getsize(os.path.join(archive, 'mail.eml'))
+    rule = 'the file has %d bytes, more than the %d this kind of file may have (max_report_size)'
     assert result['summary']['errors'] == [
-        {'source': os.path.join(archive, 'google-sts.json'),
-         'reason': 'the file has %d bytes, more than the 100 this kind of file may have (max_report_size)' % report_size},
+        {'source': os.path.join(archive, 'google-sts.json'), 'reason': rule % (len(raw('google-sts')), 100)},
         # A mail may have four times max_report_size.
         {'source': os.path.join(archive, 'mail.eml'),
-         'reason': 'the file has %d bytes, more than the 400 this kind of file may have (max_report_size)' % mail_size}]
+         'reason': rule % (os.path.getsize(os.path.join(archive, 'mail.eml')), 400)},
+        # gzip: more than a report of 100 bytes can compress to (100 + 1 % + 1 KiB), so it is not even opened.
+        {'source': os.path.join(archive, 'bomb.json.gz'),
+         'reason': rule % (os.path.getsize(os.path.join(archive, 'bomb.json.gz')), 1125)}]
 
 
-def test_a_maildir_folder_and_a_file_named_by_the_user_are_read_whatever_their_names(play):
-    summary = play[1]['a maildir folder and a named file']['summary']
-    assert summary['errors'] == []
+def test_a_maildir_folder_and_files_named_by_the_user_are_read_whatever_their_names(play):
+    archive, results = play
+    summary = results['a maildir folder and named files']['summary']
     assert summary['organizations'] == ['Minimal Sender', 'Relay Networks']
+    # The reason is one line: the field and the rule, without the 5000 characters of the value.
+    assert summary['errors'] == [{
+        'source': os.path.join(os.path.dirname(archive), 'extra', 'long-type.json'),
+        'reason': 'policies[0].policy.policy-type: must be one of sts, tlsa, no-policy-found'}]
 
 
 def test_module_defaults_sets_the_sources_for_the_tlsrpt_group(play):

@@ -204,6 +204,15 @@ def test_a_file_past_its_cap_is_refused_without_being_read(tmp_path, monkeypatch
     assert ('read', str(big)) not in reads
 
 
+def test_a_gzip_file_larger_than_any_report_under_the_cap_could_compress_to_is_not_read(tmp_path):
+    # Incompressible data: gzip makes it a little larger, never smaller.
+    write(tmp_path / 'huge.json.gz', gzip.compress(os.urandom(MAX + MAX // 50 + 2048)))
+    size = os.path.getsize(str(tmp_path / 'huge.json.gz'))
+    assert size > MAX + MAX // 100 + 1024
+    assert walk(tmp_path)[0] == [('huge.json.gz', 'the file has %d bytes, more than the %d this kind of file may '
+                                                  'have (max_report_size)' % (size, MAX + MAX // 100 + 1024))]
+
+
 def test_a_gzip_file_is_capped_when_inflated(tmp_path):
     write(tmp_path / 'bomb.json.gz', gzip.compress(b' ' * (MAX * 50)))
     (source, reason), = walk(tmp_path)[0]
