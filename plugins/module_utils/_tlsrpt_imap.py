@@ -217,8 +217,11 @@ class MailboxReader(object):
 
     @staticmethod
     def _words(data):
-        """The server's text from an imaplib response or exception."""
-        if isinstance(data, Exception):
+        """The server's text from an imaplib response or exception, or the system's words for a socket error."""
+        if isinstance(data, (IOError, OSError)):
+            # OSError's args start with the errno; ssl.SSLError and socket.timeout are OSErrors too.
+            data = data.strerror or str(data)
+        elif isinstance(data, Exception):
             data = data.args[0] if data.args else ''
         if isinstance(data, list):
             data = b' '.join(item for item in data if isinstance(item, bytes))
@@ -260,7 +263,7 @@ class MailboxReader(object):
         except socket.timeout:
             self._fail('connect', 'no answer within %d seconds (imap.timeout)' % options['timeout'])
         except (socket.error, imaplib.IMAP4.error) as exc:
-            self._fail('connect', 'failed: %s' % (getattr(exc, 'strerror', None) or self._words(exc)))
+            self._fail('connect', 'failed: %s' % self._words(exc))
         self._login()
         self._select()
         self.url = mailbox_url(options, self.uidvalidity)

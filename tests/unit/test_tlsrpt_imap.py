@@ -3,12 +3,15 @@
 The reading itself is tested against a real Dovecot in tests/reports/test_imap.py.
 """
 
+import imaplib
+import socket
+
 import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_imap import (
-    check_options, mailbox_argument, mailbox_url, message_url, parse_state, recorded_uids, scrub, state_text,
-    uid_set)
+    MailboxReader, check_options, mailbox_argument, mailbox_url, message_url, parse_state, recorded_uids, scrub,
+    state_text, uid_set)
 
 URL = 'imap://tlsrpt@imap.example.com:993/INBOX'
 
@@ -93,3 +96,14 @@ def test_a_state_file_of_another_shape_is_refused(text, rule):
 def test_scrub_masks_every_occurrence():
     assert scrub('LOGIN tlsrpt hunter2: hunter2 refused', 'hunter2') == 'LOGIN tlsrpt ********: ******** refused'
     assert scrub('nothing to hide', '') == 'nothing to hide'
+
+
+@pytest.mark.parametrize('data, words', [
+    (ConnectionResetError(104, 'Connection reset by peer'), 'Connection reset by peer'),
+    (socket.timeout('timed out'), 'timed out'),
+    (imaplib.IMAP4.error(b'[AUTHENTICATIONFAILED] Failed.'), '[AUTHENTICATIONFAILED] Failed.'),
+    ([b"Mailbox doesn't exist: Nope", None], "Mailbox doesn't exist: Nope"),
+    ([None], '(no text)'),
+])
+def test_errors_quote_the_server_or_the_system_never_an_errno(data, words):
+    assert MailboxReader._words(data) == words  # pylint: disable=protected-access
