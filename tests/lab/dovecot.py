@@ -242,12 +242,3 @@ class DovecotLab(LoopbackEndpoint, ProcessServer):
             return [int(uid) for uid in data[0].split()]
         finally:
             conn.logout()
-
-    def mailboxes(self):
-        """The names of the user's mailboxes."""
-        conn = self.connect()
-        try:
-            _typ, data = conn.list()
-        finally:
-            conn.logout()
-        return sorted(re.match(rb'\(.*?\) "." "?(.*?)"?$', line).group(1).decode() for line in data)
