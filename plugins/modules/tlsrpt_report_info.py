@@ -43,6 +43,7 @@ options:
         C(*.json) (a report), C(*.json.gz) and C(*.gz) (a gzip report), C(*.eml) and every file in a maildir's
         C(cur/) and C(new/) (a mail; never C(tmp/)); other files are skipped and counted in RV(skipped_files).
       - A file named here is read whatever its name; its content says whether it is JSON, gzip or a mail.
+      - A path that does not exist fails the task before anything is read.
       - A report is an C(application/tlsrpt+json) or C(application/tlsrpt+gzip) part of a mail, or any attachment
         named C(*.json), C(*.json.gz) or C(*.gz) (some senders label it C(application/gzip) or
         C(application/octet-stream)); forwarded and nested parts are opened.
@@ -345,6 +346,7 @@ imap:
 '''
 
 import datetime
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -405,10 +407,14 @@ def judge_gate(summary, gate, now):
                 for domain, policy in gate['policies'].items())
 
 
-def check_options(params, now):
-    """Every option the module itself judges, checked before any source is read: returns the window start."""
+def summary_builder(params, now):
+    """Check every option before any source is read, and return the SummaryBuilder they describe."""
     if params['max_report_size'] < 1:
         raise ValidationError('max_report_size', params['max_report_size'], 'must be a number of bytes of at least 1')
+    # A mistyped path would otherwise only show as one entry of summary.errors, and a gate with no evidence.
+    for index, path in enumerate(params['paths'] or []):
+        if not os.path.exists(path):
+            raise ValidationError('paths[%d]' % index, path, 'does not exist')
     if params['imap'] is not None:
         check_imap_options(params['imap'])
     since = None
@@ -416,18 +422,17 @@ def check_options(params, now):
         since = parse_since(params['since'], now)
     elif params['days'] is not None:
         since = since_days_ago(params['days'], now)
+    builder = SummaryBuilder(since=since, domains=params['domains'])
     gate = params['enforce_gate']
     if gate is not None:
         if not gate['policies']:
             raise ValidationError('enforce_gate.policies', gate['policies'], 'must name at least one domain and its policy')
-        domains = None if params['domains'] is None else set(
-            normalize_domain(name, 'domains[%d]' % index) for index, name in enumerate(params['domains']))
         for domain in gate['policies']:
             field = 'enforce_gate.policies.%s' % domain
-            if domains is not None and normalize_domain(domain, field) not in domains:
+            if builder.domains is not None and normalize_domain(domain, field) not in builder.domains:
                 raise ValidationError(field, domain, 'is not among domains, so no report about it would be read')
         judge_gate(NO_REPORTS, gate, now)
-    return since
+    return builder
 
 
 def add_reports(builder, found, max_bytes):
@@ -455,9 +460,8 @@ def message_reports(messages, max_bytes):
 
 def run(module, now):
     params = module.params
-    since = check_options(params, now)
+    builder = summary_builder(params, now)
     max_bytes = params['max_report_size']
-    builder = SummaryBuilder(since=since, domains=params['domains'])
     skipped = []
     for path in params['paths'] or []:
         add_reports(builder, iter_path(path, max_bytes, skipped), max_bytes)

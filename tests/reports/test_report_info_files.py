@@ -121,6 +121,8 @@ BAD_OPTIONS = [
     ('days zero', dict(days=0), 'days 0: must be a whole number of at least 1'),
     ('bad domain', dict(domains=['not a domain!']), "domains[0] 'not a domain!'"),
     ('bad size', dict(max_report_size=0), 'max_report_size 0: must be a number of bytes of at least 1'),
+    ('missing path', dict(paths=['/nonexistent/tlsrpt'], imap=UNREACHABLE_IMAP),
+     "paths[0] '/nonexistent/tlsrpt': does not exist"),
     ('imap port', dict(imap=dict(UNREACHABLE_IMAP, port=70000)), 'imap.port 70000: must be a TCP port, 1 to 65535'),
     ('imap password', dict(imap={'host': '127.0.0.1', 'username': 'tlsrpt'}),
      'missing required arguments: password found in imap'),
