@@ -140,8 +140,11 @@ def _read_capped(path, limit):
             if size > limit:
                 raise ReportError('the file has %d bytes, more than the %d this kind of file may have '
                                   '(max_report_size)' % (size, limit))
-            # read(limit + 1): a file that grows after the fstat still cannot make us read past the cap.
-            data = handle.read(limit + 1)
+            # Asking for the size read (not the cap) spares a cap-sized buffer per file; a file that grew
+            # since the fstat is read on, but never past the cap.
+            data = handle.read(size + 1)
+            if len(data) > size:
+                data += handle.read(limit + 1 - len(data))
     except (IOError, OSError) as exc:
         raise ReportError('cannot be read: %s' % (exc.strerror or exc))
     if len(data) > limit:

@@ -247,3 +247,16 @@ def test_a_gzip_bomb_in_a_mail_stops_at_the_cap():
     assert bomb != mail
     (label, reason), = reports_of(bomb)
     assert label == '2' and reason.startswith('decompresses to more than %d bytes, the cap' % MAX)
+
+
+def test_a_file_that_grows_after_its_size_was_taken_is_read_whole_up_to_the_cap(tmp_path, monkeypatch):
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils import _tlsrpt_sources
+
+    class Shrunk(object):
+        st_size = 10  # what fstat saw before the writer finished
+
+    monkeypatch.setattr(_tlsrpt_sources.os, 'fstat', lambda _fd: Shrunk())
+    write(tmp_path / 'growing.json', report_json('grown'))
+    assert walk(tmp_path)[0] == [('growing.json', 'grown')]
+    write(tmp_path / 'growing.json', report_json('grown') + b' ' * MAX)
+    assert walk(tmp_path)[0] == [('growing.json', 'the file grew past %d bytes while it was read' % MAX)]
