@@ -351,8 +351,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_imap import ImapError, read_mailbox
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_imap import check_options as check_imap_options
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_imap import (
+    ImapError, check_options as check_imap_options, read_mailbox)
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import DEFAULT_MAX_BYTES, parse_report
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_sources import (
     ReportError, iter_path, part_source, reports_in_message)
@@ -492,7 +492,7 @@ def main():
     except ValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
     except ImapError as exc:
-        module.fail_json(msg=str(exc), changed=bool(getattr(exc, 'changed', False)))
+        module.fail_json(msg=str(exc), changed=exc.changed)
 
 
 if __name__ == '__main__':
