@@ -99,9 +99,9 @@ def build_archive(root):
         'failure-details': [], 'summary': {'total-successful-session-count': 1180, 'total-failure-session-count': 0}}))
     write(os.path.join(recent, 'relay.json.gz'), gzip_bytes(dated('mx-host-string', day_before)))
     # About the policy before the current one (another MX): its certificate failures must not count.
-    write(os.path.join(recent, 'old-policy.json'), dated('microsoft-sts', yesterday, **{
-        'report-id': 'old-policy', 'policy': dict(report('microsoft-sts')['policies'][0]['policy'],
-                                                 **{'mx-host': 'old-mx.example.com'})}))
+    old_policy = dict(report('microsoft-sts')['policies'][0]['policy'], **{'mx-host': 'old-mx.example.com'})
+    write(os.path.join(recent, 'old-policy.json'),
+          dated('microsoft-sts', yesterday, **{'report-id': 'old-policy', 'policy': old_policy}))
     return archive, recent
 
 
