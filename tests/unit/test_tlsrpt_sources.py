@@ -114,7 +114,7 @@ def test_each_part_is_capped_and_an_empty_part_is_an_error_while_the_others_are_
                        (b'', 'application/tlsrpt+json', 'empty.json'),
                        (report_json('r1'), 'application/tlsrpt+json', 'r1.json'))
     found = reports_of(mail)
-    assert [label for label, _ in found] == ['2', '3', '4']
+    assert [label for label, _report in found] == ['2', '3', '4']
     assert str(MAX) in found[0][1] and 'decompress' in found[0][1]
     assert found[1][1] == 'the application/tlsrpt+json part is empty'
     assert found[2][1] == report_json('r1')
