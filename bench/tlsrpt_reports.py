@@ -335,7 +335,6 @@ def playbook(directory, domains=None):
     return summary_counts(run.result['summary'])
 
 
-TIMES = ('seconds', 'cpu_seconds', 'process_seconds', 'process_cpu_seconds')
 def ours_one_domain(directory):
     """Every report read and parsed, one domain summed up: a summary that stays small whatever the count."""
     return ours(directory, domains=[POLICY_DOMAINS[0]])
@@ -346,6 +345,7 @@ def playbook_one_domain(directory):
     return playbook(directory, domains=[POLICY_DOMAINS[0]])
 
 
+TIMES = ('seconds', 'cpu_seconds', 'process_seconds', 'process_cpu_seconds')
 WORKERS = {'floor': floor, 'walk': walk, 'parse': parse, 'ours': ours, 'ours_one_domain': ours_one_domain,
            'playbook': playbook, 'playbook_one_domain': playbook_one_domain}
 
@@ -448,8 +448,8 @@ def main():
                 for count in counts:
                     found = measure(command + [directories[count]])
                     measured.setdefault((label, count), []).append(found)
-                    print('%s, %d reports: %.2f s, %.1f MiB' % (label, count, found['process_seconds'],
-                                                                 found['peak_mib']), file=sys.stderr)
+                    print('%s, %d reports: %.2f s, %.1f MiB' % (
+                        label, count, found['process_seconds'], found['peak_mib']), file=sys.stderr)
     for label, command in labelled:
         for count in counts:
             table.append((label, count, best_of(measured[(label, count)])))
