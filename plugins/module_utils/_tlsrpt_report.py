@@ -33,8 +33,9 @@ _UTF8_BOM = b'\xef\xbb\xbf'
 # input nor a bomb's output is ever copied or held whole beyond the cap.
 _SLICE = 64 * 1024
 _NOT_A_REPORT = 'must be JSON text (starting with "{"), or base64 of JSON or of gzip (what ansible.builtin.slurp returns)'
+# RFC 3339 §5.6; its note allows a space for the T. Fractions of a second are read and dropped.
 _DATE_TIME = re.compile(
-    r'([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?'
+    r'([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?'
     r'(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))\Z')
 
 
@@ -178,26 +179,35 @@ def _strings(value, path, single_ok):
 
 def _date_time(obj, key, path):
     value = _text(obj, key, path, required=True)
-    utc = _utc(value)
-    if utc is None:
+    moment = utc_datetime(value)
+    if moment is None:
         _fail(path + key, value, 'must be an RFC 3339 date-time such as 2016-04-01T00:00:00Z')
-    return utc
+    return format_utc(moment)
 
 
 @lru_cache(maxsize=1024)
-def _utc(value):
-    """An RFC 3339 date-time in UTC as YYYY-MM-DDTHH:MM:SSZ, or None. Cached: a day's reports share their dates."""
+def utc_datetime(value):
+    """An RFC 3339 date-time -> an aware UTC datetime to the second, or None when it is not one.
+
+    A leap second (:60) reads as :59: datetime has no leap seconds, and a second changes no verdict.
+    Cached: a day's reports share their dates.
+    """
     match = _DATE_TIME.match(value)
     if not match:
         return None
     year, month, day, hour, minute, second, utc, sign, off_hours, off_minutes = match.groups()
     try:
         offset = timedelta(0) if utc else timedelta(hours=int(off_hours), minutes=int(off_minutes))
-        when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), min(int(second), 59),
                         tzinfo=timezone(-offset if sign == '-' else offset)).astimezone(timezone.utc)
     except (ValueError, OverflowError):
         return None
-    return '%04d-%02d-%02dT%02d:%02d:%02dZ' % (when.year, when.month, when.day, when.hour, when.minute, when.second)
+
+
+def format_utc(moment):
+    """RFC 3339 in UTC with 'Z', to the second: the form of every time in a normalised report and a summary."""
+    return '%04d-%02d-%02dT%02d:%02d:%02dZ' % (moment.year, moment.month, moment.day,
+                                               moment.hour, moment.minute, moment.second)
 
 
 def _failure_detail(detail, details_path, index):

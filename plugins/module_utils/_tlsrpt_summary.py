@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import hostname_problem, strip_root
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import parse_policy, policy_text
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import format_utc as format_time, utc_datetime
 
 UTC = datetime.timezone.utc
 
@@ -36,8 +37,7 @@ DEFAULT_FORBIDDEN_RESULT_TYPES = ('certificate-*', 'sts-*')
 
 TIME_RULE = 'must be a date YYYY-MM-DD or an RFC 3339 date-time such as 2026-11-01T00:00:00Z'
 
-_TIME = re.compile(r'([0-9]{4})-([0-9]{2})-([0-9]{2})'
-                   r'(?:[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?')
+_DATE = re.compile(r'([0-9]{4})-([0-9]{2})-([0-9]{2})')
 
 
 # --- time ---
@@ -52,32 +52,16 @@ def parse_time(value, field):
         return datetime.datetime(value.year, value.month, value.day, tzinfo=UTC)
     if not isinstance(value, str):
         raise ValidationError(field, value, TIME_RULE)
-    match = _TIME.fullmatch(value)
-    if not match:
-        raise ValidationError(field, value, TIME_RULE)
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    moment = utc_datetime(value)
+    if moment is not None:
+        return moment
+    match = _DATE.fullmatch(value)
     try:
-        if hour is None:
-            return datetime.datetime(int(year), int(month), int(day), tzinfo=UTC)
-        zone = UTC
-        if offset not in ('Z', 'z'):
-            hours, minutes = int(offset[1:3]), int(offset[4:6])
-            if hours > 23 or minutes > 59:
-                raise ValueError('offset out of range')
-            delta = datetime.timedelta(hours=hours, minutes=minutes)
-            zone = datetime.timezone(-delta if offset[0] == '-' else delta)
-        # RFC 3339 allows a leap second (:60); datetime does not, and a second less changes no verdict.
-        moment = datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), min(int(second), 59),
-                                   int((fraction or '.0')[1:7].ljust(6, '0')), tzinfo=zone)
+        if match:
+            return datetime.datetime(int(match.group(1)), int(match.group(2)), int(match.group(3)), tzinfo=UTC)
     except ValueError:
-        raise ValidationError(field, value, TIME_RULE)
-    return moment.astimezone(UTC)
-
-
-def format_time(moment):
-    """RFC 3339 in UTC with 'Z', to the second: the form every time in a summary has."""
-    return '%04d-%02d-%02dT%02d:%02d:%02dZ' % (moment.year, moment.month, moment.day,
-                                               moment.hour, moment.minute, moment.second)
+        pass
+    raise ValidationError(field, value, TIME_RULE)
 
 
 def parse_since(value, now, field='since'):
