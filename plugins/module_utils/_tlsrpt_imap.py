@@ -426,7 +426,7 @@ class MailboxReader(object):
 def read_mailbox(options, max_bytes, check_mode):
     """Connect, log in and select now; return ``(messages, finish)``.
 
-    ``options``: the module's ``imap`` dict (IMAP_OPTION_SPEC). ``messages``: an iterator of
+    ``options``: the module's ``imap`` option (its sub-options are in the module's ARGUMENT_SPEC). ``messages``: an iterator of
     ``(source, message bytes | ReportError)``, ``source`` an RFC 5092 URL
     (``imap://user@host:993/INBOX;UIDVALIDITY=n/;UID=u``). ``finish()``, called once the messages have
     been consumed and the run has gone well, moves (``move_to``) or records (``state_file``) them and

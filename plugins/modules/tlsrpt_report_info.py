@@ -148,7 +148,10 @@ options:
         type: int
         default: 100
       days:
-        description: The window, in full UTC days before today.
+        description:
+          - The window, in full UTC days before today.
+          - The gate judges the summary this run builds, so O(since) or O(days) starting later than this window
+            leaves days out; the module then warns.
         type: int
         default: 14
       max_failure_rate:
@@ -353,7 +356,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_imap import (
     ImapError, check_options as check_imap_options, read_mailbox)
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import DEFAULT_MAX_BYTES, parse_report
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import DEFAULT_MAX_BYTES, format_utc, parse_report
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_sources import (
     ReportError, iter_path, part_source, reports_in_message)
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_summary import (
@@ -479,6 +482,11 @@ def run(module, now):
     result.update(summary=summary, markdown=render_markdown(summary))
     gate = params['enforce_gate']
     if gate is not None:
+        gate_start = since_days_ago(gate['days'], now)
+        if builder.since is not None and builder.since > gate_start:
+            # The gate would still speak of its own days, with fewer of them read.
+            module.warn('enforce_gate.days looks back to %s, but since/days start the summary at %s: the gate '
+                        'judges only the reports from then on' % (format_utc(gate_start), format_utc(builder.since)))
         result['gate'] = judge_gate(summary, gate, now)
         result['gate_passed'] = all(item['passed'] for item in result['gate'].values())
     return result

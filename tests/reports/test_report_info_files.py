@@ -158,6 +158,8 @@ def play(tmp_path_factory):
             'example.com': ENFORCE_EXAMPLE_COM,
             'example.net': 'version: STSv1\nmode: enforce\nmx: mx1.example.net\nmax_age: 604800\n'}}),
         task('gate: passes', paths=[recent], enforce_gate={'policies': {'example.com': ENFORCE_EXAMPLE_COM}}),
+        task('gate: a summary shorter than the gate warns', paths=[recent], days=1,
+             enforce_gate={'policies': {'example.com': ENFORCE_EXAMPLE_COM}}),
         task('gate: too few sessions', paths=[recent], enforce_gate={
             'policies': {'example.net': {'mode': 'enforce', 'mx': ['*.example.net'], 'max_age': 604800}},
             'min_sessions': 1000}),
@@ -276,6 +278,17 @@ def test_the_gate_counts_only_reports_about_the_policy_to_enforce(play):
     assert net['passed'] is False
     assert net['reasons'][0].startswith("no TLS-RPT report about example.net's policy (mx: mx1.example.net)")
     assert play[1]['gate: passes']['gate_passed'] is True
+    assert 'warnings' not in play[1]['gate: passes']
+
+
+def test_a_summary_window_shorter_than_the_gate_s_is_warned_about(play):
+    result = play[1]['gate: a summary shorter than the gate warns']
+    (warning,) = result['warnings']
+    assert warning == ('enforce_gate.days looks back to %sT00:00:00Z, but since/days start the summary at %sT00:00:00Z: '
+                       'the gate judges only the reports from then on'
+                       % (TODAY - datetime.timedelta(days=14), TODAY - datetime.timedelta(days=1)))
+    # The day before yesterday (the relay's example.net report) is not in the summary the gate judges.
+    assert result['summary']['reports'] == 2 and sorted(result['summary']['domains']) == ['example.com']
 
 
 def test_the_gate_fails_with_too_few_sessions_and_says_so(play):
