@@ -176,27 +176,34 @@ def _entry_counts(entry, where):
 
     -> (successful, failed, failures by result type, {(receiving MX, IP): [failed, by result type]}).
     Its failure details are walked once here, not once per level of the summary: a report may carry hundreds.
+    The walk tallies by (result type, MX, IP), one dict update a detail; the two views come from the tally,
+    which has a few keys where the details are hundreds.
     """
     _check_shape(entry, _POLICY_SHAPE, where)
-    by_result_type = {}
-    by_receiving_mx = {}
+    tally = {}
     for number, detail in enumerate(entry['failure_details']):
-        # A quick test by exact class clears what parse_report gives; anything else gets the exact check
-        # (which accepts subclasses) and, when it is wrong, the message naming its place.
-        result_type = failed = None
-        if detail.__class__ is dict:
-            result_type = detail.get('result_type')
-            failed = detail.get('failed_sessions')
-        if result_type.__class__ is not str or failed.__class__ is not int or failed < 0:
-            _check_shape(detail, _DETAIL_SHAPE, '%s.failure_details[%d]' % (where, number))
+        # Exact classes clear what parse_report gives at the cost of a comparison; anything else gets the
+        # exact check (which accepts subclasses) and, when it is wrong, the message naming its place.
+        try:
             result_type = detail['result_type']
             failed = detail['failed_sessions']
+            key = (result_type, detail.get('receiving_mx_hostname'), detail.get('receiving_ip'))
+            plain = result_type.__class__ is str and failed.__class__ is int and failed >= 0
+        except (AttributeError, KeyError, TypeError):
+            plain = False
+        if not plain:
+            _check_shape(detail, _DETAIL_SHAPE, '%s.failure_details[%d]' % (where, number))
+            failed = detail['failed_sessions']
+            key = (detail['result_type'], detail.get('receiving_mx_hostname'), detail.get('receiving_ip'))
+        tally[key] = tally.get(key, 0) + failed
+    by_result_type = {}
+    by_receiving_mx = {}
+    for (result_type, host, address), failed in tally.items():
         by_result_type[result_type] = by_result_type.get(result_type, 0) + failed
         # Keyed as sent; the host name is normalised once per distinct key, when the domain adds it up.
-        key = (detail.get('receiving_mx_hostname'), detail.get('receiving_ip'))
-        row = by_receiving_mx.get(key)
+        row = by_receiving_mx.get((host, address))
         if row is None:
-            row = by_receiving_mx[key] = [0, {}]
+            row = by_receiving_mx[(host, address)] = [0, {}]
         row[0] += failed
         row[1][result_type] = row[1].get(result_type, 0) + failed
     return entry['successful_sessions'], entry['failed_sessions'], by_result_type, by_receiving_mx
@@ -351,10 +358,12 @@ class SummaryBuilder(object):
             return 'outside-window'
         entries = []
         for index, entry in enumerate(report['policies']):
-            counts = _entry_counts(entry, '%s.policies[%d]' % (source, index))
+            where = '%s.policies[%d]' % (source, index)
+            if not isinstance(entry, Mapping) or not _is_text(entry.get('policy_domain')):
+                _check_shape(entry, _POLICY_SHAPE, where)
             domain = _host_key(entry['policy_domain'])
             if self.domains is None or domain in self.domains:
-                entries.append((domain, entry, counts))
+                entries.append((domain, entry, where))
         if self.domains is not None and not entries:
             self._no_matching_domain += 1
             return 'no-matching-domain'
@@ -364,6 +373,8 @@ class SummaryBuilder(object):
         if key in self._seen:
             self._duplicates += 1
             return 'duplicate'
+        # Tallied only now, for a report that counts; a bad entry still fails before anything is added.
+        entries = [(domain, entry, _entry_counts(entry, where)) for domain, entry, where in entries]
         self._seen.add(key)
         organization = report['organization_name']
         self._reports += 1
