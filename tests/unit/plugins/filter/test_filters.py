@@ -34,8 +34,9 @@ def render(templar, expression):
 
 
 def test_filter_names():
-    assert sorted(FILTERS) == sorted(['parse_policy', 'parse_sts_record', 'parse_tlsrpt_record', 'parse_tlsrpt_report', 'render_policy', 'policy_id', 'mx_match',
-                                      'acme_certificate_groups', 'tlsrpt_summary', 'tlsrpt_markdown', 'tlsrpt_enforce_gate'])
+    assert sorted(FILTERS) == sorted(['parse_policy', 'parse_sts_record', 'parse_tlsrpt_record', 'parse_tlsrpt_report',
+                                      'render_policy', 'policy_id', 'mx_match', 'acme_certificate_groups',
+                                      'tlsrpt_summary', 'tlsrpt_markdown', 'tlsrpt_enforce_gate'])
 
 
 def test_templar_acme_certificate_groups(templar):
