@@ -95,6 +95,12 @@ def _part_report(part, max_bytes):
         return ReportError(exc.rule)
 
 
+def message_reports(source, message_bytes, max_bytes):
+    """Yield ``(source, report)`` for each report part of the message at ``source`` (see reports_in_message)."""
+    for label, report in reports_in_message(message_bytes, max_bytes):
+        yield part_source(source, label), report
+
+
 def part_source(source, part_label):
     """The source of one report inside a message: an IMAP URL gets RFC 5092's ``/;SECTION=``."""
     if part_label is None:
@@ -163,8 +169,7 @@ def read_file(path, kind, max_bytes):
     if kind == 'sniff':
         kind = 'report' if data[:2] == b'\x1f\x8b' or data.lstrip()[:1] == b'{' else 'message'
     if kind == 'message':
-        for label, report in reports_in_message(data, max_bytes):
-            yield part_source(path, label), report
+        yield from message_reports(path, data, max_bytes)
         return
     try:
         yield path, report_bytes(data, max_bytes=max_bytes)
@@ -200,14 +205,16 @@ def _walk(directory, messages_folder, max_bytes, skipped, seen):
         if (info.st_dev, info.st_ino) in seen:
             return
         seen.add((info.st_dev, info.st_ino))
-        names = sorted(os.listdir(directory))
+        # scandir: the file type comes with the listing, so a directory of reports costs no stat per file.
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
     except OSError as exc:
         yield directory, ReportError('cannot be read: %s' % (exc.strerror or exc))
         return
     maildir = is_maildir(directory)
-    for name in names:
-        path = os.path.join(directory, name)
-        if os.path.isdir(path):
+    for entry in entries:
+        name, path = entry.name, entry.path
+        if _is_dir(entry):
             if not (maildir and name == 'tmp'):
                 yield from _walk(path, maildir and name in ('cur', 'new'), max_bytes, skipped, seen)
             continue
@@ -217,3 +224,11 @@ def _walk(directory, messages_folder, max_bytes, skipped, seen):
                 skipped.append(path)
             continue
         yield from read_file(path, kind, max_bytes)
+
+
+def _is_dir(entry):
+    """Whether a listed entry is a directory, following a symlink (as os.path.isdir does)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

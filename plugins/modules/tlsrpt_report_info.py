@@ -358,7 +358,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_imap impor
     ImapError, check_options as check_imap_options, read_mailbox)
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import DEFAULT_MAX_BYTES, format_utc, parse_report
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_sources import (
-    ReportError, iter_path, part_source, reports_in_message)
+    ReportError, iter_path, message_reports)
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_summary import (
     DEFAULT_DAYS, DEFAULT_FORBIDDEN_RESULT_TYPES, DEFAULT_MAX_FAILURE_RATE, DEFAULT_MIN_SESSIONS, SummaryBuilder,
     enforce_gate, normalize_domain, parse_since, render_markdown, since_days_ago)
@@ -451,14 +451,13 @@ def add_reports(builder, found, max_bytes):
             builder.add_error(source, error_reason(exc))
 
 
-def message_reports(messages, max_bytes):
+def mailbox_reports(messages, max_bytes):
     """``(source, report | ReportError)`` of each report in ``(source, message bytes)`` pairs."""
     for source, message in messages:
         if isinstance(message, ReportError):
             yield source, message
-            continue
-        for label, report in reports_in_message(message, max_bytes):
-            yield part_source(source, label), report
+        else:
+            yield from message_reports(source, message, max_bytes)
 
 
 def run(module, now):
@@ -471,7 +470,7 @@ def run(module, now):
     result = dict(changed=False, skipped_files=len(skipped))
     if params['imap'] is not None:
         messages, finish = read_mailbox(params['imap'], max_bytes, module.check_mode)
-        add_reports(builder, message_reports(messages, max_bytes), max_bytes)
+        add_reports(builder, mailbox_reports(messages, max_bytes), max_bytes)
         imap = finish()
         diff = imap.pop('diff', None)
         result['changed'] = bool(imap.get('changed'))
