@@ -586,16 +586,18 @@ def _tls_error(exc):
     return _error('tls', str(exc))
 
 
-def fetch_policy(resolver, domain, ca_path=None, timeout=10.0, deadline=None):
+def fetch_policy(resolver, domain, ca_path=None, timeout=10.0, deadline=None, addresses=None):
     """GET the policy as RFC 8461 §3.3 says a sender does: HTTPS on 443, PKIX, no redirects, at most 64 KiB.
 
     Everything, the address lookup included, ends by ``deadline`` (default: ``timeout`` from now).
+    ``addresses``, when given, are connected to instead of the host's own: one policy host
+    among several is checked on its own (the certificate is still checked against the name).
     """
     host = 'mta-sts.' + domain
     facts = {'url': 'https://%s%s' % (host, POLICY_PATH), 'error': None, 'status': None, 'location': None,
              'content_type': None, 'body': None, 'truncated': False, 'tls_version': None, 'certificate': None}
     deadline = deadline or time.monotonic() + timeout
-    addresses, facts['error'] = _addresses(resolver, host, deadline)
+    addresses, facts['error'] = (list(addresses), None) if addresses else _addresses(resolver, host, deadline)
     if facts['error']:
         return facts
     raw, facts['error'] = _open(host, addresses, 443, deadline, timeout)
