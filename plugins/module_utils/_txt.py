@@ -140,23 +140,38 @@ class TxtRRset(object):
         self.ttl = ttl
         self.values = list(values or [])
         self.cname = cname
+        # A backend that keeps a TTL per value (Cloudflare) fills this; DNS has one per RRset.
+        self.ttls = {}
 
     def ttl_of(self, value):
-        """The TTL ``value`` is served with: DNS has one per RRset. A backend that keeps one per value overrides this."""
-        return self.ttl
+        """The TTL ``value`` is served with."""
+        return self.ttls.get(value, self.ttl)
 
     def __repr__(self):
         return '%s(%r, ttl=%r, values=%r, cname=%r)' % (type(self).__name__, self.name, self.ttl, self.values, self.cname)
 
 
+def txt_view(found, names):
+    """``{name: TxtRRset}`` from typed RRsets (``{name: {rtype: _rrset.RRset}}`` with 'TXT', and 'CNAME' where there is one)."""
+    result = {}
+    for name in names:
+        txt, cname = found[name]['TXT'], found[name].get('CNAME')
+        rrset = TxtRRset(name, txt.ttl, txt.values, cname.values[0] if cname else None)
+        rrset.ttls = dict(txt.ttls)
+        result[name] = rrset
+    return result
+
+
 class NameChange(object):
-    """The planned change at one name.
+    """The planned change of the TXT RRset at one name (an ``_rrset.RRsetChange`` of type TXT).
 
     ``before``/``after`` are all TXT values at the name (managed or not);
     ``remove``/``add`` are what a provider deletes and adds, which differ from
     the set difference when only the TTL changes (the managed value is
     rewritten with the new TTL).
     """
+
+    rtype = 'TXT'
 
     def __init__(self, name, before_ttl, ttl, before, after, remove, add, managed_before, managed_after):
         self.name = name

@@ -2,7 +2,7 @@
 # Copyright (c) mailsec.mta_sts contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""RFC 1035 master files as text: find TXT and CNAME records, edit TXT lines, bump the SOA serial.
+"""RFC 1035 master files as text: read the records at names, edit their lines, bump the SOA serial.
 
 Pure code: no file I/O. Zone files are hand-kept, often in git, so an edit
 touches only the managed record lines and the SOA serial; every other byte
@@ -25,7 +25,8 @@ import datetime
 import re
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import dns_name
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, parse_presentation, to_presentation
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import TYPES, collect, decode, empty_rrsets, encode
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import parse_presentation
 
 _CLASSES = ('IN', 'CH', 'HS', 'CS')
 _TTL_RE = re.compile(r'^[0-9]+(?:[smhdw][0-9]*)*$', re.IGNORECASE)
@@ -66,7 +67,7 @@ class _Entry(object):
 
     def key(self):
         """What the record means, to prove that an edit changed nothing it should not."""
-        if self.rtype == 'TXT':
+        if self.value is not None:
             data = self.value
         else:
             data = (self.origin,) + tuple(token.text for token in self.rdata if token is not self._serial())
@@ -77,18 +78,19 @@ class _Entry(object):
 
 
 class _Added(object):
-    """A TXT line this module writes."""
+    """A record line this module writes."""
 
-    def __init__(self, name, ttl, value):
+    def __init__(self, name, ttl, rtype, value):
         self.name = name
         self.ttl = ttl
+        self.rtype = rtype
         self.value = value
 
     def text(self):
-        return '%s %d IN TXT %s' % (_fqdn(self.name), self.ttl, to_presentation(self.value))
+        return '%s %d IN %s %s' % (_fqdn(self.name), self.ttl, self.rtype, encode(self.rtype, self.value))
 
     def key(self):
-        return (self.name, self.ttl, 'IN', 'TXT', self.value)
+        return (self.name, self.ttl, 'IN', self.rtype, self.value)
 
 
 class _Inherited(object):
@@ -274,31 +276,35 @@ def parse(text, origin=None):
         elif entry.rtype == 'CNAME':
             if len(rest) != 1:
                 raise ZoneFileError(lineno, 'CNAME record needs one target')
-            entry.target = _absolute(rest[0].text, origin, lineno)
+            entry.target = entry.value = _absolute(rest[0].text, origin, lineno)
+        elif entry.rtype in TYPES:
+            try:
+                entry.value = decode(entry.rtype, ' '.join(token.text for token in rest))
+            except ValueError:
+                pass    # kept as written; read as text, never matched for removal
         entries.append(entry)
     if soa is None:
         raise ZoneFileError(None, 'no SOA record')
     return Zone(text, initial, lines, entries, soa)
 
 
-def read_names(zone, names):
-    """``{name: TxtRRset}``: the IN-class TXT values (duplicates once, file order), their TTL and any CNAME target."""
-    result = {}
-    for name in names:
-        rrset = TxtRRset(name)
-        wanted = dns_name(name)
-        for entry in zone.records():
-            if entry.owner != wanted or entry.klass not in (None, 'IN'):
-                continue
-            if entry.rtype == 'TXT':
-                if rrset.ttl is None:
-                    rrset.ttl = entry.ttl
-                if entry.value not in rrset.values:
-                    rrset.values.append(entry.value)
-            elif entry.rtype == 'CNAME':
-                rrset.cname = entry.target
-        result[name] = rrset
-    return result
+def read_rrsets(zone, names, rtypes):
+    """``{name: {rtype: RRset}}`` (``_rrset``) of the IN-class records at ``names``: duplicates once, file order.
+
+    Types this collection does not write are read as their text.
+    """
+    found = empty_rrsets(names, rtypes)
+    for entry in zone.records():
+        name = entry.owner
+        if name in found and entry.klass in (None, 'IN'):
+            value = entry.value
+            if value is None:
+                value = ' '.join(token.text for token in entry.rdata)
+            collect(found, name, entry.rtype, rtypes, None, value)
+            rrset = found[name].get(entry.rtype)
+            if rrset is not None and rrset.ttl is None:
+                rrset.ttl = entry.ttl
+    return found
 
 
 def next_serial(serial, today):
@@ -316,7 +322,7 @@ def next_serial(serial, today):
 
 
 def apply_changes(zone, changes, today):
-    """The text of ``zone`` with ``changes`` (NameChange list) applied and the serial bumped; the same text if nothing changes.
+    """The text of ``zone`` with ``changes`` (RRsetChange list) applied and the serial bumped; the same text if nothing changes.
 
     A replaced value takes the line of the first value removed at its name;
     other new values follow the last record at their name, or end the file.
@@ -330,12 +336,13 @@ def apply_changes(zone, changes, today):
         name = dns_name(change.name)
         remove = set(change.remove)
         at_name = [i for i, entry in enumerate(entries) if entry.rtype and entry.owner == name]
-        removed = [i for i in at_name if entries[i].rtype == 'TXT' and entries[i].klass in (None, 'IN') and entries[i].value in remove]
+        removed = [i for i in at_name if entries[i].rtype == change.rtype and entries[i].klass in (None, 'IN')
+                   and entries[i].value in remove]
         missing = remove - set(entries[i].value for i in removed)
         if missing:
-            raise ZoneFileError(None, 'TXT value %s is not at %s' % (to_presentation(sorted(missing)[0]), name))
+            raise ZoneFileError(None, '%s value %s is not at %s' % (change.rtype, encode(change.rtype, sorted(missing)[0]), name))
         deleted.update(removed)
-        added = [_Added(name, change.ttl, value) for value in change.add]
+        added = [_Added(name, change.ttl, change.rtype, value) for value in change.add]
         if removed:
             before[removed[0]].extend(added)
         elif at_name:

@@ -2,11 +2,13 @@
 # Copyright (c) mailsec.mta_sts contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The provider interface: read the TXT values at names in a zone, apply a planned change.
+"""The provider interface: read the RRsets at names in a zone, apply a planned change.
 
 A provider knows nothing about MTA-STS or TLS-RPT grammar and does no
-planning: it is given names and ``NameChange`` objects (see ``_txt``).
+planning: it is given names and ``RRsetChange`` objects (see ``_rrset``).
 Names are absolute, lower-case, without a trailing dot (``dns_name``).
+The TXT interface (``read``/``apply`` with ``TxtRRset``/``NameChange``,
+see ``_txt``) is a view of the typed one.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,7 +16,8 @@ __metaclass__ = type
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import RETRY_OPTIONS
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import RFC1035_TXT
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import encode, read_value
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import RFC1035_TXT, txt_view
 
 # Seconds to wait for each answer from a provider's server or API (the module's ``timeout`` option).
 DEFAULT_TIMEOUT = 10.0
@@ -29,9 +32,10 @@ def dns_name(text):
     return text.rstrip('.').lower()
 
 
-def stale_records(what, detail=''):
+def stale_records(what, detail='', rtypes=('TXT',)):
     """The error of a write refused because the RRsets changed since they were read (a concurrent edit)."""
-    return ConflictError('%s: the TXT records changed since they were read%s; nothing was applied, re-run' % (what, detail))
+    return ConflictError('%s: the %s records changed since they were read%s; nothing was applied, re-run'
+                         % (what, '/'.join(sorted(set(rtypes))), detail))
 
 
 def parent_names(name):
@@ -56,6 +60,14 @@ class Provider(object):
     # The third-party Python library the provider needs: (its name, the ImportError, or None when it imported).
     LIBRARY = None
 
+    def encode(self, rtype, value):
+        """A value as this backend's text: TXT in its own way (``TXT``), other types in presentation format."""
+        return self.TXT.encode(value) if rtype == 'TXT' else encode(rtype, value)
+
+    def decode(self, rtype, text):
+        """Text from this backend to a value (``_rrset.read_value``); ValueError when it cannot be read."""
+        return self.TXT.decode(text) if rtype == 'TXT' else read_value(rtype, text)
+
     @classmethod
     def check_library(cls):
         """Fail with the library to install, before anything is sent."""
@@ -79,20 +91,29 @@ class Provider(object):
         """The zone that holds ``name`` (longest match), or raise ProviderError."""
         raise NotImplementedError
 
-    def read(self, zone, names):
-        """``{name: TxtRRset}`` for every name in ``names`` (an empty TxtRRset where there is nothing).
+    def read_rrsets(self, zone, names, rtypes):
+        """``{name: {rtype: RRset}}`` for every name in ``names``: an RRset (maybe empty) per type of ``rtypes``
+        (every type found at the name when None), and the CNAME under 'CNAME' where the name has one.
 
         At most one read request for the zone where the backend allows it.
         """
         raise NotImplementedError
 
-    def apply(self, zone, changes):
-        """Apply ``changes`` (a list of NameChange with ``changed`` true) to ``zone`` in one write.
+    def apply_rrsets(self, zone, changes):
+        """Apply ``changes`` (RRsetChange objects with ``changed`` true) to ``zone`` in one write.
 
         The write must fail with ConflictError, not overwrite, when the RRsets
-        changed since ``read`` (a concurrent edit), and must not leave a partial change.
+        changed since they were read (a concurrent edit), and must not leave a partial change.
         """
         raise NotImplementedError
+
+    def read(self, zone, names):
+        """``{name: TxtRRset}`` for every name in ``names`` (an empty TxtRRset where there is nothing)."""
+        return txt_view(self.read_rrsets(zone, names, ('TXT',)), names)
+
+    def apply(self, zone, changes):
+        """Apply ``changes`` (NameChange objects, TXT RRset changes with their own remove/add) in one write."""
+        self.apply_rrsets(zone, changes)
 
     def close(self):
         """Release connections; called once at the end of a module run."""

@@ -17,7 +17,8 @@ from ansible.module_utils.basic import env_fallback
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import ZoneListingProvider, dns_name, stale_records
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retrier, Retryable
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, TxtText
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import collect, empty_rrsets
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtText
 
 try:
     import cloudflare
@@ -28,17 +29,6 @@ except ImportError as exc:  # pragma: no cover - reported by the module
 ZONE_PAGE_SIZE = 50
 RECORD_PAGE_SIZE = 5000
 BATCH_LIMIT = 200  # items per batch request on Cloudflare's smallest plan
-
-
-class CloudflareRRset(TxtRRset):
-    """Cloudflare keeps a TTL per TXT record (per value), not per RRset."""
-
-    def __init__(self, name):
-        super(CloudflareRRset, self).__init__(name)
-        self.value_ttls = {}
-
-    def ttl_of(self, value):
-        return self.value_ttls.get(value, self.ttl)
 
 
 class CloudflareProvider(ZoneListingProvider):
@@ -57,7 +47,7 @@ class CloudflareProvider(ZoneListingProvider):
     def __init__(self, client, retrier):
         super(CloudflareProvider, self).__init__(retrier)
         self.client = client
-        self._ids = {}          # {(name, value tuple): record id}
+        self._ids = {}          # {(name, type, value): record id}
 
     @classmethod
     def from_params(cls, params):
@@ -86,9 +76,9 @@ class CloudflareProvider(ZoneListingProvider):
         zones = self._pages(lambda: self.client.zones.list(per_page=ZONE_PAGE_SIZE), 'list zones')
         return [(zone.name, zone.id) for zone in zones]
 
-    def read(self, zone, names):
+    def read_rrsets(self, zone, names, rtypes):
         zone_id = self.zone_id(zone)
-        found = dict((name, CloudflareRRset(name)) for name in names)
+        found = empty_rrsets(names, rtypes)
         if len(names) == 1:
             def listing():
                 return self.client.dns.records.list(zone_id=zone_id, name={'exact': names[0]}, per_page=RECORD_PAGE_SIZE)
@@ -96,20 +86,18 @@ class CloudflareProvider(ZoneListingProvider):
             def listing():
                 return self.client.dns.records.list(zone_id=zone_id, per_page=RECORD_PAGE_SIZE)
         for record in self._pages(listing, 'list records of %s' % zone):
-            rrset = found.get(dns_name(record.name))
-            if rrset is None:
+            name = dns_name(record.name)
+            if name not in found:
                 continue
-            if record.type == 'CNAME':
-                rrset.cname = dns_name(record.content or '')
-            elif record.type == 'TXT':
-                value = self.TXT.decode(record.content or '')
-                self._ids[(rrset.name, value)] = record.id
-                rrset.values.append(value)
-                rrset.value_ttls[value] = record.ttl
-                rrset.ttl = record.ttl
+            try:
+                value = self.decode(record.type, record.content or '')
+            except ValueError as exc:
+                raise ProviderError('cloudflare: %s record %s at %s cannot be read: %s' % (record.type, record.id, name, exc))
+            self._ids[(name, record.type, value)] = record.id
+            collect(found, name, record.type, rtypes, record.ttl, value)
         return found
 
-    def apply(self, zone, changes):
+    def apply_rrsets(self, zone, changes):
         zone_id = self.zone_id(zone)
         batch = {'deletes': [], 'puts': [], 'posts': []}
         for change in changes:
@@ -124,8 +112,8 @@ class CloudflareProvider(ZoneListingProvider):
         self._send_batch(zone, zone_id, batch)
 
     def _batch_items(self, change):
-        old_ids = [self._ids[(change.name, value)] for value in change.remove]
-        new_records = [{'type': 'TXT', 'name': change.name, 'content': self.TXT.encode(value), 'ttl': change.ttl}
+        old_ids = [self._ids[(change.name, change.rtype, value)] for value in change.remove]
+        new_records = [{'type': change.rtype, 'name': change.name, 'content': self._content(change.rtype, value), 'ttl': change.ttl}
                        for value in change.add]
         # Overwrite in place where a value is replaced, so the record id (and its history) stays.
         return {
@@ -133,6 +121,10 @@ class CloudflareProvider(ZoneListingProvider):
             'deletes': [{'id': record_id} for record_id in old_ids[len(new_records):]],
             'posts': new_records[len(old_ids):],
         }
+
+    def _content(self, rtype, value):
+        # Cloudflare writes names without the final dot.
+        return value if rtype == 'CNAME' else self.encode(rtype, value)
 
     def _send_batch(self, zone, zone_id, batch):
         if any(batch.values()):

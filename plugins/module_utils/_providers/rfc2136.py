@@ -14,7 +14,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import DEFAULT_TIMEOUT, Provider, dns_name, stale_records
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import collect, empty_rrsets, encode, read_value
 
 try:
     import dns.exception
@@ -23,6 +23,7 @@ try:
     import dns.name
     import dns.query
     import dns.rcode
+    import dns.rdata
     import dns.rdataclass
     import dns.rdatatype
     import dns.rdtypes.ANY.TXT
@@ -169,28 +170,32 @@ class Rfc2136Provider(Provider):
         raise ProviderError('no zone found for %s at %s: the server is not authoritative for it; check server, or give zone'
                             % (name, self._where()))
 
-    def read(self, zone, names):
-        if len(names) > 1:
-            found = self._read_by_transfer(zone, names)
+    def read_rrsets(self, zone, names, rtypes):
+        if len(names) > 1 or rtypes is None or len(rtypes) > 1:
+            found = self._read_by_transfer(zone, names, rtypes)
             if found is not None:
                 return found
-        return dict((name, self._read_name(name)) for name in names)
-
-    def _read_name(self, name):
-        response = self._query(name, 'TXT')
-        if response.flags & dns.flags.AA == 0:
-            raise ProviderError('query %s TXT: %s is not authoritative for it; give the primary server of its zone as server'
-                                % (name, self._where()))
-        owner = dns.name.from_text(name)
-        found = TxtRRset(name)
-        for rrset in response.answer:
-            if rrset.name == owner:
-                _collect(found, rrset)
+        found = empty_rrsets(names, rtypes)
+        for name in names:
+            # Without a transfer, ANY over TCP gives every type at the name (RFC 8482 trims it only over UDP).
+            for rtype in rtypes or ('ANY',):
+                self._read_name(found, name, rtype, rtypes)
         return found
 
-    def _read_by_transfer(self, zone, names):
+    def _read_name(self, found, name, rtype, rtypes):
+        response = self._query(name, rtype)
+        if response.flags & dns.flags.AA == 0:
+            raise ProviderError('query %s %s: %s is not authoritative for it; give the primary server of its zone as server'
+                                % (name, rtype, self._where()))
+        owner = dns.name.from_text(name)
+        for rrset in response.answer:
+            if rrset.name == owner:
+                _collect(found, name, rtypes, rrset)
+
+    def _read_by_transfer(self, zone, names, rtypes):
         """One AXFR for several names in a zone; None where the server refuses transfers."""
-        wanted = dict((dns.name.from_text(name), TxtRRset(name)) for name in names)
+        found = empty_rrsets(names, rtypes)
+        owners = dict((dns.name.from_text(name), name) for name in names)
         tsig = {}
         if self.keyring:
             tsig = dict(keyring=self.keyring, keyname=self.key_name, keyalgorithm=self.key_algorithm)
@@ -199,27 +204,30 @@ class Rfc2136Provider(Provider):
                 for message in dns.query.xfr(self.address, zone, port=self.port, timeout=self.timeout,
                                              lifetime=self.timeout * 3, relativize=False, **tsig):
                     for rrset in message.answer:
-                        found = wanted.get(rrset.name)
-                        if found is not None:
-                            _collect(found, rrset)
+                        name = owners.get(rrset.name)
+                        if name is not None:
+                            _collect(found, name, rtypes, rrset)
         except (dns.xfr.TransferError, _Unsigned):
             return None
-        return dict((found.name, found) for found in wanted.values())
+        return found
 
-    def apply(self, zone, changes):
+    def apply_rrsets(self, zone, changes):
         update = dns.update.UpdateMessage(zone)
         for change in changes:
             name = dns.name.from_text(change.name)
             # The prerequisite pins the RRset we read: if anyone changed it since,
             # the server refuses the whole message instead of losing their edit.
             if change.before:
-                update.present(name, *[_rdata(value) for value in change.before])
+                update.present(name, *[_rdata(change.rtype, value) for value in change.before])
             else:
-                update.absent(name, 'TXT')
+                update.absent(name, change.rtype)
+        for change in changes:
             for value in change.remove:
-                update.delete(name, _rdata(value))
+                update.delete(dns.name.from_text(change.name), _rdata(change.rtype, value))
+        for change in changes:
+            # Additions after every deletion: a server ignores a CNAME added beside other data (RFC 2136 section 3.4.2.2).
             for value in change.add:
-                update.add(name, change.ttl, _rdata(value))
+                update.add(dns.name.from_text(change.name), change.ttl, _rdata(change.rtype, value))
         what = 'update %s' % zone
         try:
             response = self._send(self._sign(update), what)
@@ -230,7 +238,8 @@ class Rfc2136Provider(Provider):
                                 'update ACL; nothing was applied' % (what, self._where(), self.key_name, zone))
         rcode = response.rcode()
         if rcode in (dns.rcode.NXRRSET, dns.rcode.YXRRSET):
-            raise stale_records('%s at %s' % (what, self._where()), ' (%s)' % dns.rcode.to_text(rcode))
+            raise stale_records('%s at %s' % (what, self._where()), ' (%s)' % dns.rcode.to_text(rcode),
+                                [change.rtype for change in changes])
         if rcode == dns.rcode.REFUSED:
             raise ProviderError('%s: %s refused the update (REFUSED): %s may not update zone %s there; check the '
                                 'server\'s update ACL; nothing was applied'
@@ -242,16 +251,18 @@ class Rfc2136Provider(Provider):
             raise ProviderError('%s: %s answered %s; nothing was applied' % (what, self._where(), dns.rcode.to_text(rcode)))
 
 
-def _collect(found, rrset):
-    if rrset.rdtype == dns.rdatatype.CNAME:
-        found.cname = dns_name(rrset[0].target.to_text())
-    elif rrset.rdtype == dns.rdatatype.TXT:
-        found.ttl = rrset.ttl
-        found.values.extend(tuple(rdata.strings) for rdata in rrset)
+def _collect(found, name, rtypes, rrset):
+    rtype = dns.rdatatype.to_text(rrset.rdtype)
+    for rdata in rrset:
+        # TXT as its wire character-strings, byte for byte; the rest through their presentation text.
+        value = tuple(rdata.strings) if rtype == 'TXT' else read_value(rtype, rdata.to_text())
+        collect(found, name, rtype, rtypes, rrset.ttl, value)
 
 
-def _rdata(value):
-    return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, value)
+def _rdata(rtype, value):
+    if rtype == 'TXT':
+        return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, value)
+    return dns.rdata.from_text(dns.rdataclass.IN, rtype, encode(rtype, value))
 
 
 def _address(server):

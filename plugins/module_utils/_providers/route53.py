@@ -18,7 +18,8 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._aws import (
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import ZoneListingProvider, dns_name, stale_records
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retrier
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, TxtText
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import collect, empty_rrsets
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtText
 
 # What Route 53 says when a change meets an RRset other than the one it names: someone changed it since we read.
 STALE_CHANGE = re.compile(r'Tried to (delete|create) resource record set .* but (the values provided do not match|'
@@ -56,7 +57,8 @@ class Route53Provider(ZoneListingProvider):
         self.ZONE_KIND = '%s hosted zone' % ('private' if private_zone else 'public')
         self.wait = wait
         self.wait_timeout = wait_timeout
-        self._raw = {}              # {(name, value tuple): the Value string Route 53 returned}
+        self._raw = {}              # {(name, type, value): the Value string Route 53 returned}
+        self._written = ('TXT',)    # the types of the change being sent, for the message of a stale one
 
     @classmethod
     def from_params(cls, params):
@@ -83,9 +85,9 @@ class Route53Provider(ZoneListingProvider):
                 return zones
             kwargs['Marker'] = page['NextMarker']
 
-    def read(self, zone, names):
+    def read_rrsets(self, zone, names, rtypes):
         zone_id = self.zone_id(zone)
-        found = dict((name, TxtRRset(name)) for name in names)
+        found = empty_rrsets(names, rtypes)
         kwargs = {'HostedZoneId': zone_id, 'MaxItems': str(PAGE_SIZE)}
         if len(names) == 1:
             # Records are listed in name order, so one name's RRsets come first when we start there.
@@ -99,7 +101,7 @@ class Route53Provider(ZoneListingProvider):
                     past = True
                     break
                 if name in found and 'SetIdentifier' not in record_set:
-                    self._collect(found[name], record_set)
+                    self._collect(found, name, rtypes, record_set)
             if past or not page.get('IsTruncated'):
                 break
             kwargs['StartRecordName'] = page['NextRecordName']
@@ -108,34 +110,34 @@ class Route53Provider(ZoneListingProvider):
                 kwargs['StartRecordIdentifier'] = page['NextRecordIdentifier']
         return found
 
-    def _collect(self, found, record_set):
-        values = [record['Value'] for record in record_set.get('ResourceRecords', [])]
-        if record_set['Type'] == 'CNAME' and values:
-            found.cname = dns_name(values[0])
-        elif record_set['Type'] == 'TXT':
-            found.ttl = record_set.get('TTL')
-            for raw in values:
-                try:
-                    value = self.TXT.decode(raw)
-                except ValueError as exc:
-                    raise ProviderError('route53: TXT value at %s cannot be read: %s' % (found.name, exc))
-                self._raw[(found.name, value)] = raw
-                found.values.append(value)
+    def _collect(self, found, name, rtypes, record_set):
+        rtype = record_set['Type']
+        for record in record_set.get('ResourceRecords', []):
+            raw = record['Value']
+            try:
+                value = self.decode(rtype, raw)
+            except ValueError as exc:
+                raise ProviderError('route53: %s value at %s cannot be read: %s' % (rtype, name, exc))
+            self._raw[(name, rtype, value)] = raw
+            collect(found, name, rtype, rtypes, record_set.get('TTL'), value)
 
-    def _record_set(self, name, ttl, values):
+    def _record_set(self, name, rtype, ttl, values):
         # Values read from Route 53 go back exactly as it wrote them, so a DELETE matches.
-        records = [{'Value': self._raw.get((name, value)) or self.TXT.encode(value)} for value in values]
-        return {'Name': name + '.', 'Type': 'TXT', 'TTL': ttl, 'ResourceRecords': records}
+        records = [{'Value': self._raw.get((name, rtype, value)) or self.encode(rtype, value)} for value in values]
+        return {'Name': name + '.', 'Type': rtype, 'TTL': ttl, 'ResourceRecords': records}
 
-    def apply(self, zone, changes):
+    def apply_rrsets(self, zone, changes):
+        self._written = [change.rtype for change in changes]
         batch = []
         for change in changes:
             # DELETE of the exact RRset read, then CREATE: if anyone changed it since, Route 53
             # rejects the whole batch instead of us overwriting their change.
             if change.before:
-                batch.append({'Action': 'DELETE', 'ResourceRecordSet': self._record_set(change.name, change.before_ttl, change.before)})
+                batch.append({'Action': 'DELETE', 'ResourceRecordSet': self._record_set(change.name, change.rtype, change.before_ttl, change.before)})
+        for change in changes:
+            # Every DELETE first: a CNAME may only be created once the other RRsets at its name are gone.
             if change.after:
-                batch.append({'Action': 'CREATE', 'ResourceRecordSet': self._record_set(change.name, change.ttl, change.after)})
+                batch.append({'Action': 'CREATE', 'ResourceRecordSet': self._record_set(change.name, change.rtype, change.ttl, change.after)})
         answer = self._api('change_resource_record_sets', zone, HostedZoneId=self.zone_id(zone),
                            ChangeBatch={'Comment': 'mailsec.mta_sts', 'Changes': batch})
         if self.wait:
@@ -155,7 +157,7 @@ class Route53Provider(ZoneListingProvider):
         if is_client_error(exc):
             code = error_code(exc)
             if code == 'InvalidChangeBatch' and STALE_CHANGE.search(error_message(exc)):
-                return stale_records(what, ' (%s)' % error_message(exc))
+                return stale_records(what, ' (%s)' % error_message(exc), self._written)
             if code in CREDENTIAL_CODES:
                 return ProviderError('%s: AWS refused the credentials (%s); check aws_access_key_id, aws_secret_access_key, '
                                      'aws_session_token or profile, and that they may use Route 53' % (what, error_message(exc)))

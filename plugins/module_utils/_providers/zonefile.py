@@ -18,7 +18,7 @@ import os
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._files import replace_file
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider, parent_names
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._zonefile import ZoneFileError, apply_changes, parse, read_names
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._zonefile import ZoneFileError, apply_changes, parse, read_rrsets
 
 TEMPLATE = '{zone}'
 
@@ -87,10 +87,10 @@ class ZonefileProvider(Provider):
             self._loaded[zone] = (path, data, parsed)
         return self._loaded[zone]
 
-    def read(self, zone, names):
-        return read_names(self._get(zone)[2], names)
+    def read_rrsets(self, zone, names, rtypes):
+        return read_rrsets(self._get(zone)[2], names, rtypes)
 
-    def apply(self, zone, changes):
+    def apply_rrsets(self, zone, changes):
         path, data, parsed = self._get(zone)
         if _read_bytes(path) != data:
             raise ConflictError('zone file %s changed since it was read; nothing was written, re-run' % path)

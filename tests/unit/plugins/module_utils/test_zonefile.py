@@ -8,9 +8,9 @@ import subprocess
 import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, plan_name, split_value
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, plan_name, split_value, txt_view
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._zonefile import (
-    ZoneFileError, apply_changes, next_serial, parse, read_names,
+    ZoneFileError, apply_changes, next_serial, parse, read_rrsets,
 )
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.zonefile import ZonefileProvider
 
@@ -56,6 +56,11 @@ def _sts(text):
 
 def _tlsrpt(text):
     return text.startswith('v=TLSRPTv1')
+
+
+def read_names(zone, names):
+    """The TXT view of the names, as the provider's ``read`` gives it."""
+    return txt_view(read_rrsets(zone, names, ('TXT',)), names)
 
 
 def _same(live, wanted):

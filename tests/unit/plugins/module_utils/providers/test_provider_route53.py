@@ -205,4 +205,4 @@ def test_an_endpoint_with_nothing_listening_is_a_refused_connection():
 def test_an_empty_rrset_plans_a_create_only():
     change = plan_name(TxtRRset('_mta-sts.example.com'), 'v=STSv1; id=a;', _sts, lambda a, b: a == b, 300)
     provider = Route53Provider(None, Retrier())
-    assert provider._record_set(change.name, change.ttl, change.after) == _txt('_mta-sts.example.com', 300, '"v=STSv1; id=a;"')
+    assert provider._record_set(change.name, 'TXT', change.ttl, change.after) == _txt('_mta-sts.example.com', 300, '"v=STSv1; id=a;"')
