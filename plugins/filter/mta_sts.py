@@ -15,6 +15,8 @@ from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _acme, _mx, _policy, _tlsrpt, _tlsrpt_report, _tlsrpt_summary
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _drift_report
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _rollout
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 
 
@@ -73,6 +75,23 @@ def tlsrpt_enforce_gate(summary, domain, policy, min_sessions=_tlsrpt_summary.DE
                                         policy_field='tlsrpt_enforce_gate.policy')
 
 
+def _utc_now(now):
+    # The clock is read here, at the edge: the core takes the time as an argument.
+    return datetime.datetime.now(datetime.timezone.utc) if now is None else now
+
+
+# ``format`` is the option's public name (drift_report.yml); the builtin is not used here.
+def drift_report(results, format='json', tlsrpt=None, now=None,  # pylint: disable=redefined-builtin
+                 expiry_days=_drift_report.EXPIRY_WARNING_DAYS):
+    """``results | drift_report(format)``: the drift check's report as JSON, JUnit XML, Markdown or a short text table."""
+    return _drift_report.render(results, format, tlsrpt, _utc_now(now), expiry_days)
+
+
+def drift_failures(results, expiry_days=_drift_report.EXPIRY_WARNING_DAYS, now=None):
+    """``results | drift_failures``: one sentence per failed check of each domain; empty when all pass."""
+    return _drift_report.failures(_drift_report.build_report(results, _utc_now(now), None, expiry_days))
+
+
 class FilterModule(object):
 
     def filters(self):
@@ -88,4 +107,12 @@ class FilterModule(object):
             'tlsrpt_summary': _wrap(_tlsrpt_summary.summarize),
             'tlsrpt_markdown': _wrap(_tlsrpt_summary.render_markdown),
             'tlsrpt_enforce_gate': _wrap(tlsrpt_enforce_gate),
+            'mta_sts_state_update': _wrap(_rollout.update_state),
+            'mta_sts_live_policy': _wrap(_rollout.live_policy),
+            'mta_sts_enforce_gate': _wrap(_rollout.enforce_gate),
+            'mta_sts_mx_change': _wrap(_rollout.mx_change),
+            'mta_sts_retirement': _wrap(_rollout.retirement),
+            'mta_sts_plan': _wrap(_rollout.build_plan),
+            'drift_report': _wrap(drift_report),
+            'drift_failures': _wrap(drift_failures),
         }

@@ -81,6 +81,8 @@ _raw:
       description: Raw TXT values at both names.
     mx:
       description: Per MX host facts.
+    policy_certificate:
+      description: The policy host's certificate (C(names), C(not_after), C(issuer)); null when no TLS handshake completed.
     findings:
       description: Findings with stable codes.
     drift:

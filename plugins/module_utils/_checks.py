@@ -448,6 +448,8 @@ def evaluate(facts, expect=None, now=None, expiry_warning_days=EXPIRY_WARNING_DA
         'records': {'sts': [text for text, _count in txt_values(sts_txt)],
                     'tlsrpt': [text for text, _count in txt_values(facts['tlsrpt_txt'])]},
         'mx': mx,
+        # The policy host's certificate as the fetch saw it (null when no handshake completed): its expiry for reports.
+        'policy_certificate': (facts['policy_fetch'] or {}).get('certificate'),
         'findings': findings,
         'drift': differences,
     }

@@ -91,6 +91,11 @@ results:
       description: Per MX host facts (C(host), C(preference), C(covered), and the probe's facts with O(check_mx_tls)).
       type: list
       elements: dict
+    policy_certificate:
+      description:
+        - The policy host's certificate as the fetch saw it - C(names), C(not_after) (ISO 8601, UTC) and C(issuer) - for
+          reports of its expiry; null when no TLS handshake completed.
+      type: dict
     findings:
       description: C({code, severity, message}) with stable codes (docs/findings.md).
       type: list

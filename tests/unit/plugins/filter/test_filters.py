@@ -36,7 +36,9 @@ def render(templar, expression):
 def test_filter_names():
     assert sorted(FILTERS) == sorted(['parse_policy', 'parse_sts_record', 'parse_tlsrpt_record', 'parse_tlsrpt_report',
                                       'render_policy', 'policy_id', 'mx_match', 'acme_certificate_groups',
-                                      'tlsrpt_summary', 'tlsrpt_markdown', 'tlsrpt_enforce_gate'])
+                                      'tlsrpt_summary', 'tlsrpt_markdown', 'tlsrpt_enforce_gate', 'drift_report', 'drift_failures',
+                                      'mta_sts_state_update', 'mta_sts_live_policy', 'mta_sts_enforce_gate', 'mta_sts_mx_change',
+                                      'mta_sts_retirement', 'mta_sts_plan'])
 
 
 def test_templar_acme_certificate_groups(templar):

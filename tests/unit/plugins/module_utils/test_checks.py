@@ -21,7 +21,7 @@ POLICY_DICT = {'mode': 'enforce', 'mx': ['mx1.example.com', '*.mx.example.com'],
 POLICY = render_policy(POLICY_DICT).encode('utf-8')
 POLICY_ID = policy_id(POLICY)
 RUA = 'mailto:tlsrpt@example.com'
-RESULT_KEYS = {'domain', 'valid', 'in_sync', 'mode', 'id', 'policy', 'records', 'mx', 'findings', 'drift'}
+RESULT_KEYS = {'domain', 'valid', 'in_sync', 'mode', 'id', 'policy', 'records', 'mx', 'policy_certificate', 'findings', 'drift'}
 MX_KEYS = {'host', 'preference', 'covered', 'starttls', 'tls_version', 'certificate_valid', 'names', 'not_after', 'error'}
 DEFAULT = object()
 
@@ -915,3 +915,8 @@ def test_expect_state_absent_wants_no_record_at_either_name():
     assert gone['in_sync'] is True and [code for code, severity in found(gone) if severity == 'error'] == []
     with pytest.raises(ValidationError, match="expect.state 'gone': must be present or absent"):
         normalize_expect({'state': 'gone'})
+
+
+def test_result_carries_the_policy_host_certificate_for_reports():
+    assert run(make_facts())['policy_certificate'] == {'names': ['mta-sts.example.com'], 'not_after': LATER, 'issuer': 'CN=Test CA'}
+    assert run(make_facts(policy_fetch=failed_fetch('certificate', 'certificate has expired')))['policy_certificate'] is None
