@@ -39,7 +39,10 @@ PLAN_STATUSES = ('unchanged', 'planned', 'would publish after verification', 'ap
 # --- the state file: when each policy went live ---
 
 def _moment(value, field):
-    return parse_time(value, field)
+    try:
+        return parse_time(value, field)
+    except ValidationError as exc:
+        raise ValidationError(field, value, exc.rule + "; in a playbook: now(utc=true, fmt='%Y-%m-%dT%H:%M:%SZ')")
 
 
 def _entry(value, where):
