@@ -8,7 +8,7 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # Options shared by the record modules (mta_sts_record, tlsrpt_record).
+    # Options shared by the record modules (mta_sts_record, tlsrpt_record, mta_sts_host_record).
     DOCUMENTATION = r'''
 options:
   domain:
@@ -22,14 +22,14 @@ options:
     type: str
   state:
     description:
-      - V(present) publishes exactly one managed record at the name; V(absent) removes every managed record there.
-      - Other TXT values at the name are never touched.
+      - V(present) publishes the managed records at the name; V(absent) removes every managed record there.
+      - Other records at the name are never touched.
     type: str
     choices: [present, absent]
     default: present
   ttl:
     description:
-      - TTL of the TXT RRset, in seconds, when the managed record is written.
+      - TTL of the managed RRsets, in seconds, when the managed records are written.
       - A different live TTL counts as a change.
     type: int
     default: 3600
@@ -52,12 +52,8 @@ options:
     type: float
     default: 10.0
 notes:
-  - Only TXT values that start with the record's version tag are managed; two or more of them are
-    collapsed into one, because receivers ignore a domain that has several.
-  - A value longer than 255 bytes is published as several character-strings.
-  - A CNAME at the record's name (delegation, RFC 8461 section 8.2) is never written over; the module fails naming it,
-    with RV(conflict=true), before anything is written. So does a change made by someone else between the module's
-    read and its write (RV(results) then say which zones were already applied).
+  - A change made by someone else between the module's read and its write fails the module with RV(conflict=true)
+    (RV(results) then say which zones were already applied).
   - All input is validated for every domain before anything is read or written.
   - With O(domains), the provider is read at most once per zone and written at most once per zone; a run that
     changes nothing writes nothing.
@@ -66,6 +62,16 @@ requirements:
   - boto3 (provider V(route53))
   - cloudflare >= 4 (provider V(cloudflare))
   - idna (internationalised domain names given as U-labels)
+'''
+
+    # The TXT record modules (mta_sts_record, tlsrpt_record).
+    TXT = r'''
+notes:
+  - Only TXT values that start with the record's version tag are managed; two or more of them are
+    collapsed into one, because receivers ignore a domain that has several. Other TXT values at the name are kept.
+  - A value longer than 255 bytes is published as several character-strings.
+  - A CNAME at the record's name (delegation, RFC 8461 section 8.2) is never written over; the module fails naming it,
+    with RV(conflict=true), before anything is written.
 '''
 
     # The live policy look-up of mta_sts_record, before a removal or an id change.

@@ -84,7 +84,7 @@ def run_record_module(kind, kind_options, mutually_exclusive=None):
         output.update((key, results[0][key]) for key in ('domain', 'name', 'zone', 'before', 'after'))
         output.update(items[0].extra)
     if module._diff:
-        output['diff'] = [diff for item in items if item.change.changed for diff in item.diff()]
+        output['diff'] = [diff for item in items if item.changed for diff in item.diff()]
     module.exit_json(**output)
 
 

@@ -2,12 +2,13 @@
 # Copyright (c) mailsec.mta_sts contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Publishing one kind of TXT record for many domains, on any provider.
+"""Publishing one kind of record for many domains, on any provider.
 
-``RecordKind`` says what the managed record is (``_mta-sts`` or
-``_smtp._tls``); ``build_items`` validates every domain's input before
-anything is read or written; ``publish`` finds zones, reads once per zone,
-plans each name and applies one change per zone through the provider.
+``RecordKind`` says what the managed records are (the ``_mta-sts`` or
+``_smtp._tls`` TXT record, the policy host's A/AAAA or CNAME); ``build_items``
+validates every domain's input before anything is read or written; ``publish``
+finds zones, reads once per zone, plans each name and applies one change per
+zone through the provider.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,25 +25,31 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import (
     parse_tlsrpt_record, render_tlsrpt_record, validate_rua,
 )
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import plan_name, to_presentation
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import RRset, decode, dns_target, encode, plan_rrset
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import join_value, plan_name, to_presentation
 
 
 class RecordKind(object):
-    """What one record module manages. Subclasses fill in the record's grammar."""
+    """What one record module manages at one name per domain. Subclasses say what to read, want and plan."""
 
     label = None        # the name prefix, e.g. '_mta-sts'
-    version = None      # the version tag a managed value starts with
-    item_keys = ()      # the options that say what to publish (per task or per domains item)
+    item_keys = ()      # the options that say what to publish (per task or per domains item), taken together
+    place_keys = ()     # the options that say where (per item, else the task's), each on its own
+    rtypes = None       # the types read at the name; None: every type there
 
-    def name(self, domain):
+    def name(self, domain, place):
         return '%s.%s' % (self.label, domain)
 
-    def is_managed(self, text):
-        # RFC 8461 §3.1 / RFC 8460 §3: a record is ours when it starts with the version tag as its first field.
-        return has_version_tag(text, self.version)
+    def check_place(self, place, where):
+        """Validate and normalise the item's ``place_keys`` values (a dict); ValidationError on a fault."""
+        return place
 
-    def wanted(self, values, where):
-        """``(record text, extra result fields)`` from the validated ``values``."""
+    def place_extra(self, place):
+        """The result fields that say where the item's records are."""
+        return {}
+
+    def wanted(self, values, where, place):
+        """``(what to publish, extra result fields)`` from the validated ``values``."""
         raise NotImplementedError
 
     def advice(self, extra):
@@ -53,6 +60,28 @@ class RecordKind(object):
         """Whether the live policy host has something to say about ``item``'s change."""
         return False
 
+    def plan_item(self, item, found, ttl):
+        """Set ``item.changes`` (RRsetChange list) from ``found`` (``{rtype: RRset}`` at the name);
+        ConflictError when what is there forbids the change."""
+        raise NotImplementedError
+
+    def result(self, item):
+        raise NotImplementedError
+
+    def diffs(self, item):
+        raise NotImplementedError
+
+
+class TxtRecord(RecordKind):
+    """One managed TXT value, known by its version tag, among any others at the name."""
+
+    version = None      # the version tag a managed value starts with
+    rtypes = ('TXT',)
+
+    def is_managed(self, text):
+        # RFC 8461 §3.1 / RFC 8460 §3: a record is ours when it starts with the version tag as its first field.
+        return has_version_tag(text, self.version)
+
     def parse(self, text):
         raise NotImplementedError
 
@@ -62,16 +91,70 @@ class RecordKind(object):
         except ValidationError:
             return False
 
+    def plan_item(self, item, found, ttl):
+        cname = found.get('CNAME')
+        if cname:
+            # A CNAME here is a delegation (RFC 8461 §8.2): whoever owns the target publishes the record.
+            raise ConflictError('%s is a CNAME to %s (delegated, RFC 8461 section 8.2): nothing was written; '
+                                'change the record at the target instead, or remove the CNAME'
+                                % (item.name, cname.values[0]))
+        item.change = plan_name(found['TXT'], item.wanted, self.is_managed, self.same, ttl)
+        item.changes = [item.change]
 
-class StsRecord(RecordKind):
+    def result(self, item):
+        result = dict(domain=item.domain, name=item.name, zone=item.zone, state=item.state, changed=item.changed,
+                      before=item.change.managed_before if item.change else None,
+                      after=item.change.managed_after if item.change else None)
+        result.update(item.extra)
+        return result
+
+    def diffs(self, item):
+        """The TXT values at the name."""
+        change = item.change
+        return [dict(
+            before_header='%s TXT (ttl %s)' % (item.name, change.before_ttl),
+            after_header='%s TXT (ttl %s)' % (item.name, change.ttl),
+            before=''.join(to_presentation(value) + '\n' for value in change.before),
+            after=''.join(to_presentation(value) + '\n' for value in change.after),
+        )]
+
+
+class StsRecord(TxtRecord):
     label = '_mta-sts'
     version = 'v=STSv1'
     item_keys = ('id', 'policy')
+    place_keys = ('delegate_to', 'record_name')
 
     def parse(self, text):
         return parse_sts_record(text)
 
-    def wanted(self, values, where):
+    def name(self, domain, place):
+        return place.get('record_name') or super(StsRecord, self).name(domain, place)
+
+    def check_place(self, place, where):
+        place = dict((key, value) for key, value in place.items() if value is not None)
+        if len(place) > 1:
+            raise ValidationError(where + 'record_name', place['record_name'],
+                                  'give delegate_to (the customer side) or record_name (the hoster side), not both')
+        for key, value in place.items():
+            try:
+                place[key] = dns_target(value, key)
+            except ValueError as exc:
+                raise ValidationError(where + key, value, str(exc).split(': ', 1)[1])
+            if '.' not in place[key]:
+                raise ValidationError(where + key, value, 'must be a name in a zone (at least two labels)')
+        return place
+
+    def place_extra(self, place):
+        return {'delegated_to': place.get('delegate_to'), 'record_name': place.get('record_name')}
+
+    def wanted(self, values, where, place):
+        if place.get('delegate_to'):
+            # The TXT record lives at the target, published there with record_name; here only the CNAME.
+            return place['delegate_to'], {}
+        return self._record(values, where)
+
+    def _record(self, values, where):
         record_id = values.get('id')
         policy = values.get('policy')
         if record_id is not None and policy is not None:
@@ -84,6 +167,55 @@ class StsRecord(RecordKind):
         text = policy_text(policy, where + 'policy')
         record_id = policy_id(text)
         return render_sts_record(record_id), {'id': record_id, 'policy': text}
+
+    def plan_item(self, item, found, ttl):
+        if not item.place.get('delegate_to'):
+            return super(StsRecord, self).plan_item(item, found, ttl)
+        target = item.place['delegate_to']
+        txt, cname = found['TXT'], found.get('CNAME') or RRset(item.name, 'CNAME')
+        unrelated = [value for value in txt.values if not self.is_managed(join_value(value))]
+        if unrelated and item.state == 'present':
+            raise ConflictError('%s: cannot delegate it to %s: a CNAME cannot share its name with other records, and %s '
+                                'holds TXT %s that is not a v=STSv1 record; nothing was written; move or remove it first'
+                                % (item.name, target, item.name, ', '.join(to_presentation(value) for value in unrelated)))
+        if item.state == 'present':
+            # The managed TXT goes in the same write: it would shadow nothing, but the CNAME cannot sit beside it.
+            item.change = plan_name(txt, None, self.is_managed, self.same, ttl)
+            item.changes = [item.change, plan_rrset(cname, [target], ttl)]
+        else:
+            # Only our own delegation is undone: a CNAME to somewhere else is someone else's.
+            item.change = plan_name(txt, None, lambda text: False, self.same, ttl)
+            item.changes = [plan_rrset(cname, [value for value in cname.values if value != target], ttl)]
+        item.cname_change = item.changes[-1]
+
+    def result(self, item):
+        result = super(StsRecord, self).result(item)
+        change = item.cname_change
+        if change is not None:
+            result['cname'] = {'before': list(change.before), 'after': list(change.after)}
+        return result
+
+    def diffs(self, item):
+        """The CNAME of a delegation, the TXT values, then the policy behind the ids when it is given."""
+        diffs = []
+        change = item.cname_change
+        if change is not None:
+            diffs.append(dict(before_header='%s CNAME (ttl %s)' % (item.name, change.before_ttl),
+                              after_header='%s CNAME (ttl %s)' % (item.name, change.ttl),
+                              before=''.join(encode('CNAME', value) + '\n' for value in change.before),
+                              after=''.join(encode('CNAME', value) + '\n' for value in change.after)))
+        if item.change.changed:
+            diffs.extend(super(StsRecord, self).diffs(item))
+        if 'policy' in item.extra and item.old_ids() != [item.extra['id']]:
+            before = item.extra.get('previous_policy') or item.previous_policy_note or ''
+            diffs.append(dict(
+                before_header='policy behind id %s' % (', '.join(item.old_ids()) or '(no record)'),
+                after_header='policy behind id %s' % item.extra['id'],
+                # CRLF as served would show as stray ^M in a terminal diff.
+                before=before.replace('\r\n', '\n'),
+                after=item.extra['policy'].replace('\r\n', '\n'),
+            ))
+        return diffs
 
     def advice(self, extra):
         if 'policy' not in extra:
@@ -151,7 +283,7 @@ def served_policy(facts):
     return facts['body'].decode('utf-8'), None
 
 
-class TlsrptRecord(RecordKind):
+class TlsrptRecord(TxtRecord):
     label = '_smtp._tls'
     version = 'v=TLSRPTv1'
     item_keys = ('rua',)
@@ -159,60 +291,110 @@ class TlsrptRecord(RecordKind):
     def parse(self, text):
         return parse_tlsrpt_record(text)
 
-    def wanted(self, values, where):
+    def wanted(self, values, where, place):
         if values.get('rua') is None:
             raise ValidationError(where + 'rua', None, 'rua is required with state=present')
         rua = validate_rua(values['rua'], where + 'rua')
         return render_tlsrpt_record(rua), {'rua': rua}
 
 
+class HostRecord(RecordKind):
+    """The policy host's name, ``mta-sts.<domain>``: its A and AAAA records, or a CNAME to the policy host.
+
+    Those three types are ours at the name; any other type there is left alone,
+    and forbids a CNAME (which may not share its name, RFC 1034 section 3.6.2).
+    """
+
+    label = 'mta-sts'
+    item_keys = ('addresses', 'target')
+    managed = ('A', 'AAAA', 'CNAME')
+
+    def wanted(self, values, where, place):
+        addresses, target = values.get('addresses'), values.get('target')
+        if addresses is not None and target is not None:
+            raise ValidationError(where + 'target', target, 'give addresses or target, not both')
+        wanted = dict((rtype, []) for rtype in self.managed)
+        if target is not None:
+            try:
+                wanted['CNAME'] = [dns_target(target)]
+            except ValueError as exc:
+                raise ValidationError(where + 'target', target, str(exc).split(': ', 1)[1])
+            return wanted, {}
+        if addresses is None:
+            raise ValidationError(where + 'addresses', None, 'addresses or target is required with state=present')
+        if isinstance(addresses, str) or not isinstance(addresses, (list, tuple)) or not addresses:
+            raise ValidationError(where + 'addresses', addresses, 'must be a non-empty list of IPv4 and IPv6 addresses')
+        for index, address in enumerate(addresses):
+            rtype = 'AAAA' if isinstance(address, str) and ':' in address else 'A'
+            try:
+                value = decode(rtype, address)
+            except ValueError:
+                raise ValidationError('%saddresses[%d]' % (where, index), address, 'must be an IPv4 or IPv6 address')
+            if value not in wanted[rtype]:
+                wanted[rtype].append(value)
+        return wanted, {}
+
+    def plan_item(self, item, found, ttl):
+        wanted = item.wanted or dict((rtype, []) for rtype in self.managed)
+        others = sorted(rtype for rtype, rrset in found.items() if rrset and rtype not in self.managed)
+        if wanted['CNAME'] and others:
+            raise ConflictError('%s: a CNAME cannot share its name with other records (RFC 1034 section 3.6.2), and %s '
+                                'holds %s; nothing was written; remove them, or publish addresses instead of target'
+                                % (item.name, item.name, ', '.join(others)))
+        item.changes = [plan_rrset(found.get(rtype) or RRset(item.name, rtype), wanted[rtype], ttl) for rtype in self.managed]
+
+    def result(self, item):
+        before = dict((change.rtype, list(change.before)) for change in item.changes) or None
+        after = dict((change.rtype, list(change.after)) for change in item.changes) or None
+        result = dict(domain=item.domain, name=item.name, zone=item.zone, state=item.state, changed=item.changed,
+                      before=before, after=after)
+        result.update(item.extra)
+        return result
+
+    def diffs(self, item):
+        """The A, AAAA and CNAME records at the name, one per line as a zone file has them."""
+        def lines(side, ttl_side):
+            return ''.join('%s %s IN %s %s\n' % (item.name, getattr(change, ttl_side), change.rtype, encode(change.rtype, value))
+                           for change in item.changes for value in getattr(change, side))
+        return [dict(before_header='%s A/AAAA/CNAME' % item.name, after_header='%s A/AAAA/CNAME' % item.name,
+                     before=lines('before', 'before_ttl'), after=lines('after', 'ttl'))]
+
+
 STS_RECORD = StsRecord()
 TLSRPT_RECORD = TlsrptRecord()
+HOST_RECORD = HostRecord()
 
 
 class Item(object):
     """One domain of a run: what to publish there, and later what was found and planned."""
 
-    def __init__(self, domain, name, state, wanted, extra, warnings=None):
+    def __init__(self, domain, name, state, wanted, extra, warnings=None, kind=None, place=None):
         self.domain = domain
         self.name = name
         self.state = state
         self.wanted = wanted
         self.extra = extra
         self.warnings = list(warnings or [])
+        self.kind = kind
+        self.place = place or {}
         self.zone = None
-        self.change = None
+        self.change = None      # a TXT kind's NameChange at the name
+        self.changes = []       # every RRsetChange the item writes (the TXT one among them)
+        self.cname_change = None    # a delegation's CNAME (mta_sts_record with delegate_to)
         self.applied = False
         # What the policy host serves, when it was looked up (see ``StsRecord.judge_live``).
         self.previous_policy_note = None
 
+    @property
+    def changed(self):
+        return any(change.changed for change in self.changes)
+
     def result(self):
-        result = dict(domain=self.domain, name=self.name, zone=self.zone, state=self.state,
-                      changed=bool(self.change and self.change.changed),
-                      before=self.change.managed_before if self.change else None,
-                      after=self.change.managed_after if self.change else None)
-        result.update(self.extra)
-        return result
+        return self.kind.result(self)
 
     def diff(self):
-        """The Ansible diffs of this item: the TXT values, then the policy behind the ids when it is given."""
-        change = self.change
-        diffs = [dict(
-            before_header='%s TXT (ttl %s)' % (self.name, change.before_ttl),
-            after_header='%s TXT (ttl %s)' % (self.name, change.ttl),
-            before=''.join(to_presentation(value) + '\n' for value in change.before),
-            after=''.join(to_presentation(value) + '\n' for value in change.after),
-        )]
-        if 'policy' in self.extra and self.old_ids() != [self.extra['id']]:
-            before = self.extra.get('previous_policy') or self.previous_policy_note or ''
-            diffs.append(dict(
-                before_header='policy behind id %s' % (', '.join(self.old_ids()) or '(no record)'),
-                after_header='policy behind id %s' % self.extra['id'],
-                # CRLF as served would show as stray ^M in a terminal diff.
-                before=before.replace('\r\n', '\n'),
-                after=self.extra['policy'].replace('\r\n', '\n'),
-            ))
-        return diffs
+        """The Ansible diffs of this item."""
+        return self.kind.diffs(self)
 
     def old_ids(self):
         """The ids of the managed values read at the name (values that do not parse have none)."""
@@ -234,21 +416,23 @@ def build_items(params, kind):
         if not entries:
             raise ValidationError('domains', entries, 'give at least one domain')
     task_values = dict((key, params.get(key)) for key in kind.item_keys if params.get(key) is not None)
+    task_place = dict((key, params.get(key)) for key in kind.place_keys)
     items = []
     seen = set()
     for index, entry in enumerate(entries):
         where = '' if params.get('domain') is not None else 'domains[%d].' % index
         if isinstance(entry, dict):
-            allowed = ('domain', 'state') + kind.item_keys
+            allowed = ('domain', 'state') + kind.item_keys + kind.place_keys
             for key in entry:
                 if key not in allowed:
                     raise ValidationError(where + str(key), entry[key], 'unknown key; allowed: %s' % ', '.join(allowed))
             own = dict((key, entry[key]) for key in kind.item_keys if entry.get(key) is not None)
             values = own or task_values
+            place = dict((key, entry[key] if entry.get(key) is not None else task_place[key]) for key in kind.place_keys)
             state = entry.get('state', params.get('state'))
             domain = entry.get('domain')
         else:
-            values, state, domain = task_values, params.get('state'), entry
+            values, place, state, domain = task_values, task_place, params.get('state'), entry
         if state not in ('present', 'absent'):
             raise ValidationError(where + 'state', state, 'must be present or absent')
         given = domain
@@ -259,9 +443,11 @@ def build_items(params, kind):
         wanted, extra = None, {}
         if not given.isascii():
             extra['domain_unicode'] = given
+        place = kind.check_place(place, where)
+        extra.update(kind.place_extra(place))
         if state == 'present':
             try:
-                wanted, own_extra = kind.wanted(values, where)
+                wanted, own_extra = kind.wanted(values, where, place)
             except ValidationError as exc:
                 # Core errors name their own field (``mx``); say which domains item it came from.
                 if where and not str(exc.field).startswith(where):
@@ -269,7 +455,7 @@ def build_items(params, kind):
                 raise
             extra.update(own_extra)
         warnings = ['%s: %s' % (domain, text) for text in kind.advice(extra)]
-        items.append(Item(domain, kind.name(domain), state, wanted, extra, warnings))
+        items.append(Item(domain, kind.name(domain, place), state, wanted, extra, warnings, kind, place))
     return items
 
 
@@ -311,7 +497,8 @@ def _by_zone(items):
 def plan(provider, items, kind, ttl, zone=None):
     """Find zones, read once per zone and plan every item's name (``item.change``). Writes nothing.
 
-    Raises ConflictError when a name holds a CNAME: found only by reading, so not a ValidationError.
+    Raises ConflictError when what a name holds forbids the change (a CNAME where a TXT record would go):
+    found only by reading, so not a ValidationError.
     """
     if zone is not None:
         zone = normalize_zone(zone)
@@ -321,25 +508,19 @@ def plan(provider, items, kind, ttl, zone=None):
     for item in items:
         item.zone = zone or provider.find_zone(item.name)
     for zone_name, zone_items in _by_zone(items).items():
-        rrsets = provider.read(zone_name, [item.name for item in zone_items])
+        found = provider.read_rrsets(zone_name, [item.name for item in zone_items], kind.rtypes)
         for item in zone_items:
-            rrset = rrsets[item.name]
-            if rrset.cname:
-                # A CNAME here is a delegation (RFC 8461 §8.2): whoever owns the target publishes the record.
-                raise ConflictError('%s is a CNAME to %s (delegated, RFC 8461 section 8.2): nothing was written; '
-                                    'change the record at the target instead, or remove the CNAME'
-                                    % (item.name, rrset.cname))
-            item.change = plan_name(rrset, item.wanted, kind.is_managed, kind.same, ttl)
+            kind.plan_item(item, found[item.name], ttl)
 
 
 def apply_plan(provider, items):
     """Write once per zone that changes, in order; a failure raises PublishError naming what was applied."""
     by_zone = _by_zone(items)
-    pending = [zone_name for zone_name, zone_items in by_zone.items() if any(item.change.changed for item in zone_items)]
+    pending = [zone_name for zone_name, zone_items in by_zone.items() if any(item.changed for item in zone_items)]
     for position, zone_name in enumerate(pending):
-        changes = [item.change for item in by_zone[zone_name] if item.change.changed]
+        changes = [change for item in by_zone[zone_name] for change in item.changes if change.changed]
         try:
-            provider.apply(zone_name, changes)
+            provider.apply_rrsets(zone_name, changes)
         except (ProviderError, ConflictError) as exc:
             done = pending[:position]
             message = 'zone %s: %s' % (zone_name, exc)
@@ -347,4 +528,4 @@ def apply_plan(provider, items):
                 message += ' (already applied to zones %s; not attempted: %s)' % (', '.join(done), ', '.join(pending[position + 1:]) or 'none')
             raise PublishError(message, items, exc)
         for item in by_zone[zone_name]:
-            item.applied = item.change.changed
+            item.applied = item.changed

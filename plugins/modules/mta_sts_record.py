@@ -29,6 +29,7 @@ description:
     serves the new policy, as it should before the id changes).
 extends_documentation_fragment:
   - mailsec.mta_sts.record
+  - mailsec.mta_sts.record.txt
   - mailsec.mta_sts.record.policy_check
   - mailsec.mta_sts.attributes
   - mailsec.mta_sts.attributes.dns_group
@@ -40,8 +41,9 @@ extends_documentation_fragment:
 options:
   domains:
     description:
-      - Several domains in one run. Each item is a domain name that shares the task's O(id), O(policy) and
-        O(state), or a dict with its own C(domain), C(state), and C(id) or C(policy).
+      - Several domains in one run. Each item is a domain name that shares the task's O(id), O(policy),
+        O(delegate_to), O(record_name) and O(state), or a dict with its own C(domain), C(state), C(id) or C(policy),
+        and C(delegate_to) or C(record_name) (each taken from the task when the item does not give it).
       - Mutually exclusive with O(domain).
     type: list
     elements: raw
@@ -58,6 +60,24 @@ options:
         C(lookup('file', path, rstrip=false)).
       - Mutually exclusive with O(id).
     type: raw
+  delegate_to:
+    description:
+      - Delegation to a hosting provider (RFC 8461 section 8.2), the customer's side. Publishes C(_mta-sts.<domain>)
+        as a CNAME to this name, in the provider's zone, where the provider keeps the TXT record (see O(record_name)).
+        O(id) and O(policy) are not used: the record at the target says them.
+      - A C(v=STSv1) TXT record at C(_mta-sts.<domain>) is removed in the same write. Any other TXT value there makes
+        the module fail naming it, before anything is written, since a CNAME may not share its name with other records.
+      - With O(state=absent), the CNAME is removed only when it points at this name.
+      - Without O(delegate_to), a CNAME at the record's name is never written over.
+      - Mutually exclusive with O(record_name).
+    type: str
+  record_name:
+    description:
+      - Delegation to a hosting provider (RFC 8461 section 8.2), the provider's side. Publishes the TXT record at this
+        name (in the provider's zone) instead of C(_mta-sts.<domain>), for example V(example.com._mta-sts.hoster.example),
+        the name the customer's C(_mta-sts.<domain>) CNAME points at (O(delegate_to)).
+      - Mutually exclusive with O(delegate_to).
+    type: str
 author:
   - mailsec maintainers (@mailsec)
 seealso:
@@ -113,6 +133,25 @@ EXAMPLES = r'''
   mailsec.mta_sts.mta_sts_record:
     domain: example.com
     state: absent
+    provider: zonefile
+    zone_file: /srv/dns/zones/{zone}.zone
+
+# Delegation (RFC 8461 section 8.2): the customer's zone points at the hoster's, which keeps the record.
+- name: Customer side - _mta-sts.example.com is a CNAME to the hoster's name
+  mailsec.mta_sts.mta_sts_record:
+    domain: example.com
+    delegate_to: example.com._mta-sts.hoster.example
+    provider: zonefile
+    zone_file: /srv/dns/zones/{zone}.zone
+
+- name: Hoster side - the TXT record at that name, in the hoster's zone
+  mailsec.mta_sts.mta_sts_record:
+    domain: example.com
+    record_name: example.com._mta-sts.hoster.example
+    policy:
+      mode: enforce
+      mx: [mx1.hoster.example]
+      max_age: 604800
     provider: zonefile
     zone_file: /srv/dns/zones/{zone}.zone
 
@@ -186,10 +225,24 @@ results:
           (by the P(mailsec.mta_sts.policy_id#filter) rule) is the old id. The diff says why when it is not known.
       type: str
       returned: with O(policy), when the id changes and the old policy is known
+    delegated_to:
+      description: The CNAME target given by O(delegate_to), or V(null).
+      type: str
+      sample: example.com._mta-sts.hoster.example
+    record_name:
+      description: The name given by O(record_name), where the TXT record is kept; V(null) when it is C(_mta-sts.<domain>).
+      type: str
+      sample: example.com._mta-sts.hoster.example
+    cname:
+      description: With O(delegate_to), the CNAME targets at the name before and after the run.
+      type: dict
+      returned: with O(delegate_to)
+      sample: {"before": [], "after": ["example.com._mta-sts.hoster.example"]}
 conflict:
   description:
     - On failure, whether it came from what the module read at the provider rather than from the input
-      (a CNAME at the name, or a change by someone else between the read and the write). Re-running may succeed.
+      (a CNAME at the name, other TXT values where a delegation's CNAME would go, or a change by someone else between
+      the read and the write). Re-running may succeed.
   returned: failure after reading
   type: bool
 domain:
@@ -231,8 +284,9 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import ST
 def main():
     run_record_module(
         STS_RECORD,
-        dict(id=dict(type='str'), policy=dict(type='raw'), **POLICY_CHECK_OPTION),
-        mutually_exclusive=[('id', 'policy')],
+        dict(id=dict(type='str'), policy=dict(type='raw'), delegate_to=dict(type='str'), record_name=dict(type='str'),
+             **POLICY_CHECK_OPTION),
+        mutually_exclusive=[('id', 'policy'), ('delegate_to', 'record_name')],
     )
 
 

@@ -6,6 +6,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base im
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import (
     STS_RECORD, TLSRPT_RECORD, PublishError, build_items, publish, served_policy,
 )
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import RRset
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset
 
 
@@ -24,16 +25,27 @@ class MemoryProvider(Provider):
                 return zone
         raise ProviderError('no zone for %s' % name)
 
-    def read(self, zone, names):
+    def read_rrsets(self, zone, names, rtypes):
         self.calls.append(('read', zone, tuple(names)))
-        return dict((name, self.zones[zone].get(name, TxtRRset(name))) for name in names)
+        found = {}
+        for name in names:
+            seeded = self.zones[zone].get(name, TxtRRset(name))
+            found[name] = {'TXT': RRset(name, 'TXT', seeded.ttl, seeded.values)}
+            if seeded.cname:
+                found[name]['CNAME'] = RRset(name, 'CNAME', 300, [seeded.cname])
+        return found
 
-    def apply(self, zone, changes):
+    def apply_rrsets(self, zone, changes):
         self.calls.append(('apply', zone, tuple(change.name for change in changes)))
         if zone == self.fail_zone:
             raise ProviderError('server said no')
         for change in changes:
-            self.zones[zone][change.name] = TxtRRset(change.name, change.ttl, change.after)
+            seeded = self.zones[zone].get(change.name, TxtRRset(change.name))
+            if change.rtype == 'TXT':
+                seeded = TxtRRset(change.name, change.ttl, change.after, seeded.cname)
+            else:
+                seeded.cname = change.after[0] if change.after else None
+            self.zones[zone][change.name] = seeded
 
     def count(self, kind):
         return sum(1 for call in self.calls if call[0] == kind)
@@ -57,7 +69,7 @@ def test_items_inherit_task_values_unless_they_have_their_own():
 @pytest.mark.parametrize('options, message', [
     (dict(domains=[]), "domains []: give at least one domain"),
     (dict(domains=['a.example', 'A.example.'], id='x'), "domains[1].domain 'a.example': listed more than once"),
-    (dict(domains=[{'domain': 'a.example', 'mode': 'x'}], id='x'), "domains[0].mode 'x': unknown key; allowed: domain, state, id, policy"),
+    (dict(domains=[{'domain': 'a.example', 'mode': 'x'}], id='x'), "domains[0].mode 'x': unknown key; allowed: domain, state, id, policy, delegate_to, record_name"),
     (dict(domains=[{'domain': 'a.example', 'state': 'gone'}], id='x'), "domains[0].state 'gone': must be present or absent"),
     (dict(domain='a.example'), "id None: id or policy is required with state=present"),
     (dict(domain='a.example', policy=['mode']), "policy ['mode']: must be a dict or the policy text"),
@@ -118,10 +130,10 @@ def test_cname_is_a_conflict_that_stops_the_run_before_any_write():
 
 def test_concurrent_edit_in_a_later_zone_is_a_conflict_naming_what_was_applied():
     class RacingProvider(MemoryProvider):
-        def apply(self, zone, changes):
+        def apply_rrsets(self, zone, changes):
             if zone == 'two.example':
                 raise ConflictError('the TXT records changed since they were read; nothing was applied, re-run')
-            MemoryProvider.apply(self, zone, changes)
+            MemoryProvider.apply_rrsets(self, zone, changes)
 
     provider = RacingProvider({'one.example': {}, 'two.example': {}})
     items = build_items(params(domains=['a.one.example', 'b.two.example'], id='x1'), STS_RECORD)
