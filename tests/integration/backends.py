@@ -36,12 +36,21 @@ class Backend:
     def strings(self, name):
         return sorted(self.txt(name)[1])
 
+    def typed(self, name, *rtypes):
+        """``{rtype: sorted presentation texts}`` of the records at ``name``, read without our code (dnspython's form)."""
+        return dict((rtype, sorted(self.records(name, rtype))) for rtype in rtypes)
+
     def ttl(self, name):
         return self.txt(name)[0]
 
 
 class ZoneBackend(Backend):
     """Backends whose whole zone dnspython can read (``zone(name)``)."""
+
+    def records(self, name, rtype):
+        node = self.zone(_zone_of(name)).get_node(dns.name.from_text(name))
+        rdataset = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.from_text(rtype)) if node is not None else None
+        return [rdata.to_text() for rdata in rdataset or []]
 
     def txt(self, name):
         node = self.zone(_zone_of(name)).get_node(dns.name.from_text(name))
@@ -72,6 +81,9 @@ class Rfc2136Backend(ZoneBackend):
 
     def seed_cname(self, name, target):
         self.knot.add_records(_zone_of(name), ['%s. 300 IN CNAME %s.' % (name, target)])
+
+    def seed_record(self, name, rtype, text, ttl=300):
+        self.knot.add_records(_zone_of(name), ['%s. %d IN %s %s' % (name, ttl, rtype, text)])
 
     def zone(self, zone):
         return self.knot.axfr(zone)
@@ -126,8 +138,11 @@ class ZonefileBackend(ZoneBackend):
         self.reset()
 
     def seed_cname(self, name, target):
+        self.seed_record(name, 'CNAME', target + '.')
+
+    def seed_record(self, name, rtype, text, ttl=300):
         with open(self.path(_zone_of(name)), 'a') as handle:
-            handle.write('%s. 300 IN CNAME %s.\n' % (name, target))
+            handle.write('%s. %d IN %s %s\n' % (name, ttl, rtype, text))
         self.reset()
 
     def zone(self, zone):
@@ -157,6 +172,11 @@ class ZonefileBackend(ZoneBackend):
             with open(self.path(zone)) as handle:
                 texts[zone] = handle.read()
         return texts
+
+
+def _presentation(rtype, text):
+    """A record's data as an API returns it, in dnspython's presentation form (as ``ZoneBackend.records`` gives it)."""
+    return dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), text).to_text()
 
 
 def _txt_strings(presentation):
@@ -198,7 +218,14 @@ class Route53Backend(Backend):
         self._change(name, 'UPSERT', {'Name': name + '.', 'Type': 'TXT', 'TTL': ttl, 'ResourceRecords': records})
 
     def seed_cname(self, name, target):
-        self._change(name, 'CREATE', {'Name': name + '.', 'Type': 'CNAME', 'TTL': 300, 'ResourceRecords': [{'Value': target + '.'}]})
+        self.seed_record(name, 'CNAME', target + '.')
+
+    def seed_record(self, name, rtype, text, ttl=300):
+        self._change(name, 'CREATE', {'Name': name + '.', 'Type': rtype, 'TTL': ttl, 'ResourceRecords': [{'Value': text}]})
+
+    def records(self, name, rtype):
+        return [_presentation(rtype, record['Value']) for rrset in self._sets(name) if rrset['Type'] == rtype
+                for record in rrset['ResourceRecords']]
 
     def txt(self, name):
         for rrset in self._sets(name):
@@ -248,6 +275,21 @@ class CloudflareBackend(Backend):
 
     def seed_cname(self, name, target):
         self.api.add_record(_zone_of(name), 'CNAME', name, target, ttl=300)
+
+    def seed_record(self, name, rtype, text, ttl=300):
+        fields = {}
+        if rtype == 'MX':
+            # The API takes an MX's preference as its own field.
+            preference, text = text.split()
+            fields['priority'] = int(preference)
+        self.api.add_record(_zone_of(name), rtype, name, text.rstrip('.'), ttl=ttl, **fields)
+
+    def records(self, name, rtype):
+        records = self.api.records(_zone_of(name), name=name, type=rtype)
+        if rtype in ('A', 'AAAA', 'CNAME'):
+            return [_presentation(rtype, record['content'] + ('.' if rtype == 'CNAME' else '')) for record in records]
+        # The stand-in keeps no MX priority field: other types are compared as stored.
+        return [record['content'] for record in records]
 
     def txt(self, name):
         records = self.api.records(_zone_of(name), name=name, type='TXT')
