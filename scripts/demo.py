@@ -55,6 +55,8 @@ MX = {
 WORKER_USER, WORKER_GROUP = 'nobody', 'nogroup'
 # Sessions a day per reporting organisation in the generated TLS-RPT reports; gamma's failures a day.
 REPORTED_SESSIONS, GAMMA_FAILURES = 300, 40
+# Set by the demo for its own run inside scripts/lab-netns.
+NAMESPACE_MARK = 'MAILSEC_DEMO_NAMESPACE'
 
 
 def say(text):
@@ -62,11 +64,14 @@ def say(text):
 
 
 def in_namespace():
-    """Re-run this script inside scripts/lab-netns unless it already runs in a private namespace."""
-    if not private_namespace_problems():
+    """Re-run this script in a network and mount namespace of its own (scripts/lab-netns), even when the caller is
+    in one already (the side test run is): the lab takes 127.0.0.1:53, :443 and :25 there and meets nobody."""
+    if os.environ.get(NAMESPACE_MARK) == str(os.getpid()) and not private_namespace_problems():
         return
     if os.geteuid() != 0:
         raise SystemExit('make demo runs its lab in a network namespace of its own (scripts/lab-netns): run it as root')
+    # lab-netns only execs (unshare, bash, this script): the run inside keeps this pid; a caller's mark does not match.
+    os.environ[NAMESPACE_MARK] = str(os.getpid())
     os.execv(os.path.join(REPO, 'scripts', 'lab-netns'),
              ['lab-netns', sys.executable, os.path.abspath(__file__)] + sys.argv[1:])
 
@@ -281,6 +286,7 @@ def main():
             say('== 1. The lab (a network namespace of its own): Knot on %s:53 (also the resolver), nginx on %s:443, '
                 'a sending Postfix on %s:2525, MX hosts %s' % (LOOPBACK, LOOPBACK, LOOPBACK,
                                                               ', '.join('%s (%s)' % (a, k) for a, k in MX.values())))
+            say('   lab directory: %s' % base)
             lab.start(stack)
             if STANDIN:
                 # The stand-in publishes no host records: the lab does.
