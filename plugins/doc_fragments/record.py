@@ -66,6 +66,7 @@ requirements:
 
     # The TXT record modules (mta_sts_record, tlsrpt_record).
     TXT = r'''
+options: {}
 notes:
   - Only TXT values that start with the record's version tag are managed; two or more of them are
     collapsed into one, because receivers ignore a domain that has several. Other TXT values at the name are kept.

@@ -18,8 +18,8 @@ description:
     With O(target), it gets a CNAME to the policy host, for example a hosting provider's shared policy host
     (RFC 8461 section 8.2); that host's certificate must name C(mta-sts.<domain>).
   - The module manages the A, AAAA and CNAME records at C(mta-sts.<domain>) only. Records of other types there
-    (TXT, MX, ...) are never touched. A CNAME may not share its name with other records (RFC 1034 section 3.6.2):
-    when O(target) is given and the name holds records of other types, the module fails naming those types,
+    (TXT, MX, ...) are never touched. A CNAME may not share its name with other records (RFC 1034 section 3.6.2),
+    so when O(target) is given and the name holds records of other types, the module fails naming those types,
     with RV(conflict=true), before anything is written.
   - Switching between O(addresses) and O(target) replaces the old records with the new ones in one write per zone.
   - O(state=absent) removes the A, AAAA and CNAME records at the name.

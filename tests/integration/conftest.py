@@ -1,4 +1,6 @@
 import itertools
+import os
+
 import pytest
 
 from tests.integration.backends import ZONES, CloudflareBackend, Rfc2136Backend, Route53Backend, ZonefileBackend
@@ -6,6 +8,7 @@ from tests.lab.cloudflare_api import CloudflareApi
 from tests.lab.dnsproxy import CountingDnsProxy
 from tests.lab.knot import KnotLab
 from tests.lab.route53 import FaultProxy, MotoServer
+from tests.lab.web import PolicyWeb
 
 _counter = itertools.count(1)
 
@@ -45,6 +48,17 @@ def backend(request, tmp_path_factory):
     if request.param == 'zonefile':
         return ZonefileBackend(str(tmp_path_factory.mktemp('zones')))
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope='module')
+def policy_web(tmp_path_factory):
+    """nginx on 127.0.0.1:443 with a lab CA (``ca_path``): serve a policy, then ``apply()``."""
+    workdir = str(tmp_path_factory.mktemp('policy-web'))
+    web = PolicyWeb(workdir, '127.0.0.1', 443)
+    web.ca_path = os.path.join(workdir, 'lab-ca.pem')
+    web.ca.write_bundle(web.ca_path)
+    yield web
+    web.stop()
 
 
 @pytest.fixture

@@ -6,13 +6,10 @@ with target), the hoster side the TXT record at record_name and its policy host'
 the validate lookup then follows the CNAMEs through Knot to the policy nginx serves.
 """
 
-import os
-
 import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id, render_policy
 from tests.integration.playbook import run_playbook
-from tests.lab.web import PolicyWeb
 
 STS = 'mailsec.mta_sts.mta_sts_record'
 HOST = 'mailsec.mta_sts.mta_sts_host_record'

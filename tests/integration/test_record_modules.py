@@ -10,7 +10,6 @@ import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id, render_policy
 from tests.integration.playbook import run_playbook
-from tests.lab.web import PolicyWeb
 
 STS = 'mailsec.mta_sts.mta_sts_record'
 TLSRPT = 'mailsec.mta_sts.tlsrpt_record'
@@ -222,16 +221,6 @@ def test_u_label_domain_is_published_under_its_a_label(backend, workdir):
 OLD_POLICY = {'mode': 'testing', 'mx': ['mx1.alpha.example'], 'max_age': 604800}
 NEW_POLICY = {'mode': 'enforce', 'mx': ['mx1.alpha.example'], 'max_age': 604800}
 NONE_POLICY = {'mode': 'none', 'max_age': 86400}
-
-
-@pytest.fixture(scope='module')
-def policy_web(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp('policy-web'))
-    web = PolicyWeb(workdir, '127.0.0.1', 443)
-    web.ca_path = os.path.join(workdir, 'lab-ca.pem')
-    web.ca.write_bundle(web.ca_path)
-    yield web
-    web.stop()
 
 
 def serve(policy_web, knot, served):
