@@ -179,7 +179,7 @@ class StsRecord(TxtRecord):
                                 'holds TXT %s that is not a v=STSv1 record; nothing was written; move or remove it first'
                                 % (item.name, target, item.name, ', '.join(to_presentation(value) for value in unrelated)))
         if item.state == 'present':
-            # The managed TXT goes in the same write: it would shadow nothing, but the CNAME cannot sit beside it.
+            # The managed TXT goes in the same write: the CNAME cannot sit beside it, and the record at the target replaces it.
             item.change = plan_name(txt, None, self.is_managed, self.same, ttl)
             item.changes = [item.change, plan_rrset(cname, [target], ttl)]
         else:

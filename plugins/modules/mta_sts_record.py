@@ -64,6 +64,7 @@ options:
     description:
       - Delegation to a hosting provider (RFC 8461 section 8.2), the customer's side. Publishes C(_mta-sts.<domain>)
         as a CNAME to this name, in the provider's zone, where the provider keeps the TXT record (see O(record_name)).
+        A CNAME there to another name is replaced.
         O(id) and O(policy) are not used, since the record at the target says them.
       - A C(v=STSv1) TXT record at C(_mta-sts.<domain>) is removed in the same write. Any other TXT value there makes
         the module fail naming it, before anything is written, since a CNAME may not share its name with other records.

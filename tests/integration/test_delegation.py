@@ -45,6 +45,7 @@ def provider(request):
 def test_both_sides_publish_once_and_a_managed_txt_goes_with_the_delegation(provider, domain, workdir):
     sts_name = '_mta-sts.' + domain
     provider.seed(sts_name, ['v=STSv1; id=before1;'])
+    hoster_host_published = provider.typed('mta-sts.' + HOSTER, 'A')['A'] == ['127.0.0.1']
     provider.reset()
     run = run_playbook(customer_tasks(provider, domain) + hoster_tasks(provider, domain), diff=True, workdir=workdir)
     assert run.returncode == 0, run
@@ -58,8 +59,9 @@ def test_both_sides_publish_once_and_a_managed_txt_goes_with_the_delegation(prov
     assert provider.typed(sts_name, 'CNAME', 'TXT') == {'CNAME': [hoster_name(domain) + '.'], 'TXT': []}
     assert provider.typed('mta-sts.' + domain, 'CNAME') == {'CNAME': ['mta-sts.beta.example.']}
     assert provider.typed(hoster_name(domain), 'TXT') == {'TXT': ['"v=STSv1; id=%s;"' % policy_id(render_policy(POLICY))]}
-    # One write per task that changed something: customer CNAMEs (2), hoster TXT (1), hoster address once ever.
-    assert provider.writes() in (3, 4)
+    # One write per task that changed something: the customer's CNAMEs (2), the hoster's TXT (1) and, unless an
+    # earlier test published it, the hoster's policy host address (1).
+    assert provider.writes() == (3 if hoster_host_published else 4)
 
     provider.reset()
     again = run_playbook(customer_tasks(provider, domain) + hoster_tasks(provider, domain), workdir=workdir)

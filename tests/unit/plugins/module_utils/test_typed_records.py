@@ -143,3 +143,10 @@ def test_delegation_input_errors_name_the_field(options, message):
     with pytest.raises(ValidationError) as error:
         build_items(sts_params(**options), STS_RECORD)
     assert str(error.value).startswith(message)
+
+
+def test_delegation_replaces_a_cname_to_another_name():
+    provider = TypedMemory({'_mta-sts.a.one.example': {'CNAME': ['old.h.example']}})
+    [item] = publish(provider, build_items(sts_params(domain='a.one.example', delegate_to='new.h.example'), STS_RECORD), STS_RECORD, 300)
+    assert item.result()['cname'] == {'before': ['old.h.example'], 'after': ['new.h.example']}
+    assert provider.records['_mta-sts.a.one.example']['CNAME'] == ['new.h.example'] and provider.writes == 1

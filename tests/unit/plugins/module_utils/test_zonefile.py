@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import RRset, RRsetChange, plan_rrset
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, plan_name, split_value, txt_view
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._zonefile import (
     ZoneFileError, apply_changes, next_serial, parse, read_rrsets,
@@ -420,3 +421,26 @@ def test_bytes_that_are_not_utf8_survive(tmp_path):
     path.write_bytes(data)
     _publish(ZonefileProvider(str(path), today=TODAY), '_mta-sts.example.com', 'v=STSv1; id=new;')
     assert path.read_bytes().startswith(b'; caf\xe9 ?\n$TTL 1h\n')
+
+
+def test_typed_records_read_and_edit_in_place():
+    zone = parse(ZONE, 'example.com')
+    found = read_rrsets(zone, ['mta-sts.example.com', 'mail.example.com', 'example.com'], None)
+    assert found['mta-sts.example.com']['CNAME'].values == ['sts.provider.example']
+    assert (found['mail.example.com']['A'].values, found['mail.example.com']['A'].ttl) == (['192.0.2.25'], 300)
+    assert found['example.com']['MX'].values == ['10 mail'] and set(found['example.com']) == {'SOA', 'NS', 'MX', 'TXT'}
+    changes = [plan_rrset(found['mta-sts.example.com']['CNAME'], [], 300),
+               plan_rrset(RRset('mta-sts.example.com', 'A'), ['192.0.2.10'], 300),
+               plan_rrset(RRset('mta-sts.example.com', 'AAAA'), ['2001:db8::10'], 300)]
+    new = apply_changes(zone, changes, TODAY)
+    edited = sorted(line for line in difflib.ndiff(ZONE.splitlines(), new.splitlines()) if line[:2] in ('- ', '+ '))
+    assert edited == sorted(['- ' + SERIAL_LINE, '+ ' + NEW_SERIAL_LINE, '- mta-sts IN CNAME sts.provider.example.',
+                             '+ mta-sts.example.com. 300 IN A 192.0.2.10', '+ mta-sts.example.com. 300 IN AAAA 2001:db8::10'])
+    again = read_rrsets(parse(new, 'example.com'), ['mta-sts.example.com'], ('A', 'AAAA', 'CNAME'))['mta-sts.example.com']
+    assert (again['A'].values, again['AAAA'].values, again['CNAME'].values) == (['192.0.2.10'], ['2001:db8::10'], [])
+
+
+def test_a_typed_value_that_is_not_there_cannot_be_removed():
+    zone = parse(ZONE, 'example.com')
+    with pytest.raises(ZoneFileError, match='A value 192.0.2.99 is not at mail.example.com'):
+        apply_changes(zone, [RRsetChange('mail.example.com', 'A', 300, ['192.0.2.99'], 300, [])], TODAY)
