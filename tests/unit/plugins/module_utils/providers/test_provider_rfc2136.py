@@ -9,6 +9,8 @@ import dns.name
 import dns.opcode
 import dns.query
 import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
 import dns.rrset
 import dns.tsig
 import dns.xfr
@@ -16,6 +18,7 @@ import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.rfc2136 import Rfc2136Provider
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import RRsetChange
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtRRset, plan_name
 
 SECRET = base64.b64encode(b'k' * 32).decode()
@@ -103,6 +106,30 @@ def test_read_several_names_uses_one_transfer_and_falls_back_to_queries_when_ref
     server = _serve(monkeypatch, _response)
     found = _provider().read('example.com', ['_mta-sts.a.example.com', '_smtp._tls.a.example.com'])
     assert len(server.sent) == 2 and all(rrset.values == [] for rrset in found.values())
+
+
+def test_read_every_type_at_a_name_asks_any_over_tcp_when_transfers_are_refused(monkeypatch):
+    def refused(where, zone, **kwargs):
+        raise dns.xfr.TransferError(dns.rcode.REFUSED)
+    monkeypatch.setattr(dns.query, 'xfr', refused)
+    server = _serve(monkeypatch, lambda query: _response(query, answer=[
+        ('mta-sts.example.com.', 300, 'IN', 'AAAA', '2001:DB8:0::10'),
+        ('mta-sts.example.com.', 300, 'IN', 'MX', '10 mx.example.com.')]))
+    found = _provider().read_rrsets('example.com', ['mta-sts.example.com'], None)['mta-sts.example.com']
+    assert [message.question[0].rdtype for message in server.sent] == [dns.rdatatype.ANY]
+    assert (found['AAAA'].values, found['MX'].values) == (['2001:db8::10'], ['10 mx.example.com.'])
+
+
+def test_typed_update_deletes_before_it_adds_and_pins_what_was_read(monkeypatch):
+    server = _serve(monkeypatch, _response)
+    _provider().apply_rrsets('example.com', [
+        RRsetChange('mta-sts.example.com', 'CNAME', None, [], 300, ['p.hoster.example']),
+        RRsetChange('mta-sts.example.com', 'A', 300, ['192.0.2.1'], 300, [])])
+    update = server.sent[0]
+    assert [(rrset.rdtype, rrset.rdclass) for rrset in update.prerequisite] == [
+        (dns.rdatatype.CNAME, dns.rdataclass.NONE), (dns.rdatatype.A, dns.rdataclass.IN)]
+    assert [(rrset.rdtype, rrset.deleting, [rdata.to_text() for rdata in rrset]) for rrset in update.update] == [
+        (dns.rdatatype.A, dns.rdataclass.NONE, ['192.0.2.1']), (dns.rdatatype.CNAME, None, ['p.hoster.example.'])]
 
 
 def _change(before, wanted, name='_mta-sts.example.com'):
