@@ -17,8 +17,10 @@ what the gate allows, run the drift check again, stop the lab and say what it sh
 Usage: scripts/demo (as root: it re-runs itself inside scripts/lab-netns).
 """
 
+import concurrent.futures
 import contextlib
 import grp
+import itertools
 import json
 import os
 import shutil
@@ -92,6 +94,7 @@ class Lab:
         self.resolver = StsResolver(self.path('venv'), self.path('mta-sts-daemon.yml'), self.ca_file,
                                     self.path('resolver.log'))
         self.inventory = self.path('inventory')
+        self._runs = itertools.count()
 
     def path(self, *parts):
         return os.path.join(self.base, *parts)
@@ -117,6 +120,7 @@ class Lab:
         os.chown(key, 0, grp.getgrnam(WORKER_GROUP).gr_gid)
         os.chmod(key, 0o640)
         shutil.copytree(os.path.join(DEMO, 'inventory'), self.inventory)
+        os.makedirs(self.path('drift'))  # mta_sts_report_dir: drift.yml writes into it, as into a CI job's folder
         self.write_lab_vars(cert, key)
         self.write_reports()
 
@@ -179,9 +183,8 @@ class Lab:
 
     def playbook(self, name, *options, expect_failure=False):
         """Run a playbook on the lab inventory; returns (rc, output, task results)."""
-        results_file = self.path('results.json')
-        if os.path.exists(results_file):
-            os.unlink(results_file)
+        # One file per run: the MTA's play runs beside site.yml.
+        results_file = self.path('results-%d.json' % next(self._runs))
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_NOCOLOR='1',
                    ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_RETRY_FILES_ENABLED='false',
                    ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED='record_results',
@@ -191,8 +194,6 @@ class Lab:
         began = time.monotonic()
         proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               check=False, cwd=self.base)
-        with open(self.path('ansible.log'), 'a') as log:
-            log.write('$ %s\n%s\n' % (' '.join(command), proc.stdout))
         results = []
         if os.path.exists(results_file):
             with open(results_file) as handle:
@@ -202,14 +203,14 @@ class Lab:
                                                  time.monotonic() - began, ' '.join(recap[-1].split()[2:]) if recap else ''))
         if proc.returncode != 0 and not expect_failure:
             say(proc.stdout[-6000:])
-            raise SystemExit('%s failed (the whole log: %s)' % (name, self.path('ansible.log')))
+            raise SystemExit('%s failed' % name)
         return proc.returncode, proc.stdout, results
 
 
-# The rollout playbooks: issue 11's playbooks/ once they are there, the demo's stand-ins until then.
-SITE = os.path.join(DEMO, 'standin-site.yml')
-DRIFT = os.path.join(DEMO, 'standin-drift.yml')
-STANDIN = True
+# The rollout playbooks users run (playbooks/README.md), and the demo's play for its MTA host.
+SITE = os.path.join(REPO, 'playbooks', 'site.yml')
+DRIFT = os.path.join(REPO, 'playbooks', 'drift.yml')
+MTA = os.path.join(DEMO, 'mta.yml')
 
 
 def plan_lines(path):
@@ -234,12 +235,16 @@ def plan_lines(path):
     return plan, lines
 
 
-def converge(lab, *options):
-    lab.playbook(SITE, *options)
+def converge(lab, *options, expect_failure=False):
+    """site.yml, then its plan file's summary; returns (plan, the final failure's message or None)."""
+    _rc, _output, results = lab.playbook(SITE, *options, expect_failure=expect_failure)
     plan, lines = plan_lines(lab.path('plan.json'))
     for line in lines:
         say(line)
-    return plan
+    failures = [result.get('msg') for result in results if result['_status'] == 'failed']
+    for failure in failures:
+        say('   site.yml failed: %s' % failure)
+    return plan, (failures[-1] if failures else None)
 
 
 def drift(lab):
@@ -288,15 +293,15 @@ def main():
                                                               ', '.join('%s (%s)' % (a, k) for a, k in MX.values())))
             say('   lab directory: %s' % base)
             lab.start(stack)
-            if STANDIN:
-                # The stand-in publishes no host records: the lab does.
-                for domain in MX:
-                    lab.knot.add_records(domain, ['mta-sts.%s. 300 IN A %s' % (domain, LOOPBACK)])
             say('   TLS-RPT reports: %d files in %s' % (len(os.listdir(lab.path('reports'))), lab.path('reports')))
 
-            say('== 2. Converge the inventory: %s (policy host role, postfix role, gate, verify, publish)'
-                % os.path.relpath(SITE, REPO))
-            converge(lab)
+            say('== 2. Converge the inventory: %s (gates, policy_host role, host records, verify, publish), '
+                'and the postfix role on the MTA host (%s)' % (os.path.relpath(SITE, REPO), os.path.relpath(MTA, REPO)))
+            with concurrent.futures.ThreadPoolExecutor(1) as beside:
+                # The postfix role (mostly the resolver's venv) has nothing to wait for: it runs beside site.yml.
+                mta = beside.submit(lab.playbook, MTA)
+                converge(lab)
+                mta.result()
             lab.resolver.start()
             for domain in MX:
                 say('   the MTA-STS resolver answers Postfix for %s: %s' % (domain, lab.resolver.query(domain) or '(no policy: testing or none)'))
@@ -318,8 +323,10 @@ def main():
                 'gamma.example to enforce')
             lab.set_policy('alpha.example', max_age=604800, mx=['mx1.alpha.example', '*.backup.alpha.example'])
             lab.set_policy('gamma.example', mode='enforce')
-            say('== 6. Its plan: site.yml --check --diff (nothing changes)')
-            plan = converge(lab, '--check', '--diff')
+            say('== 6. Its plan: site.yml --check --diff (nothing changes; it fails naming what the gates hold back)')
+            plan, failure = converge(lab, '--check', '--diff', expect_failure=True)
+            if 'gamma.example' not in (failure or ''):
+                raise SystemExit('site.yml --check did not name gamma.example as held back: %s' % failure)
             gates = {item['domain']: (item.get('gates') or {}).get('enforce') or {} for item in plan['domains']}
             gamma = gates.get('gamma.example') or {}
             if gamma.get('verdict') != 'refused':
@@ -328,8 +335,13 @@ def main():
 
             say('== 7. gamma.example stays in testing (its change dropped from the merge request); converge the rest')
             lab.set_policy('gamma.example', mode='testing')
-            plan = converge(lab)
+            plan, _failure = converge(lab)
             alpha = next(item for item in plan['domains'] if item['domain'] == 'alpha.example')
+            with open(os.path.join(lab.inventory, 'mta-sts-state.json')) as handle:
+                state = json.load(handle)['domains']
+            for domain, entry in sorted(state.items()):
+                say('   state file: %s: %s' % (domain, ', '.join('%s max_age %s live since %s' % (
+                    h['mode'], h['max_age'], h['live_since']) for h in entry['history'])))
             told.append('alpha.example changed and converged: %s' % alpha.get('status'))
 
             say('== 8. Drift check again')

@@ -81,9 +81,10 @@ def test_the_gate_keeps_the_bad_certificate_domain_out_of_enforce(demo):
     gamma = text.split('gamma.example', 1)[1]
     assert 'enforce gate: refused' in gamma, text
     # The probe's reason and the reports' reason, each naming what failed.
-    assert 'MX mx1.gamma.example: certificate not valid' in gamma
+    assert 'mx1.gamma.example: certificate not valid' in gamma
     assert 'certificate-not-trusted' in gamma
-    # gamma's record does not change in the plan: it stays in testing.
+    # site.yml --check ends failing, naming gamma as held back; its record does not change in the plan.
+    assert re.search(r'site\.yml failed: 1 domain\(s\) held back: gamma\.example: enforce gate refused', text), text
     assert sts_ids(plan, 'gamma.example') == []
 
 
@@ -91,9 +92,9 @@ def test_the_drift_check_is_clean_before_and_after_the_change(demo):
     steps = sections(demo.stdout)
     for number in (4, 8):
         assert steps[number][-1].strip() == 'drift: clean', steps[number]
-        # Every domain is listed in the table, in sync.
+        # drift.yml's Markdown summary lists every domain, passing and in sync.
         for domain in ('alpha.example', 'beta.example', 'gamma.example'):
-            assert re.search(r'\| %s \| \w+ \| True \|' % re.escape(domain), '\n'.join(steps[number])), steps[number]
+            assert re.search(r'\| %s \| pass \| \w+ \| yes \|' % re.escape(domain), '\n'.join(steps[number])), steps[number]
 
 
 def test_the_changed_policy_is_planned_then_converged(demo):
@@ -107,6 +108,10 @@ def test_the_changed_policy_is_planned_then_converged(demo):
     assert applied[0][0] == first[0][1] != applied[0][1]
     assert 'alpha.example  would publish after verification' in '\n'.join(steps[6])
     assert 'alpha.example  applied' in '\n'.join(steps[7])
+    # The policy file's diff in the plan, and the state file's record of both of alpha's policies.
+    assert '| +max_age: 604800' in '\n'.join(steps[6]) and '| +mx: *.backup.alpha.example' in '\n'.join(steps[6])
+    assert re.search(r'state file: alpha\.example: testing max_age 86400 live since \S+Z, '
+                     r'testing max_age 604800 live since \S+Z$', '\n'.join(steps[7]), re.M), steps[7]
 
 
 def test_the_lab_is_stopped(demo):
