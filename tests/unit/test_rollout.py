@@ -5,7 +5,10 @@ Every function takes ``now``, so the times here are fixed and every expected mom
 
 import copy
 import json
+import os
+import re
 
+import jsonschema
 import pytest
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
@@ -399,3 +402,78 @@ def test_plan_rejects_results_of_other_domains_and_bad_input():
         build_plan([item(TESTING)], NOW, check_mode='yes')
     with pytest.raises(ValidationError, match=r'domains\[1\].domain'):
         build_plan([item(TESTING), item(ENFORCE)], NOW)
+
+
+# --- the plan's schema (docs/plan.schema.json) ---
+
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), '..', '..', 'docs', 'plan.schema.json')
+SECRET_NAME = re.compile(r'token|secret|password|passwd|^aws_|credential|private_key|api_key', re.IGNORECASE)
+
+
+@pytest.fixture(scope='module')
+def validator():
+    with open(SCHEMA_PATH) as handle:
+        schema = json.load(handle)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def keys_of(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from keys_of(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from keys_of(item)
+
+
+def sample_plans():
+    """Plans of every status and every input kind, each from registered results that carry provider secrets."""
+    live = [dict(info('mx1.example.com'), id=policy_id(TESTING), mode='testing',
+                 policy=dict(TESTING, version='STSv1', extensions={}))]
+    state = state_of(entry(TESTING, '2026-11-01T00:00:00Z'))
+    sts = registered({'domain': 'example.com', 'name': '_mta-sts.example.com', 'before': ['v=STSv1; id=%s;' % policy_id(TESTING)],
+                      'after': ['v=STSv1; id=%s;' % policy_id(ENFORCE)], 'changed': True, 'policy': render_policy(ENFORCE),
+                      'delegated_to': 'example.com._mta-sts.hoster.example'})
+    host = registered({'domain': 'example.com', 'name': 'mta-sts.example.com', 'zone': 'example.com', 'state': 'present',
+                       'before': {'A': ['192.0.2.10'], 'AAAA': [], 'CNAME': []},
+                       'after': {'A': ['192.0.2.10'], 'AAAA': ['2001:db8::10'], 'CNAME': []}, 'changed': True})
+    served = {'results': [{'domain': 'example.com', 'served': True, 'expected_id': policy_id(ENFORCE), 'reason': '',
+                           'addresses': [{'address': '127.0.0.1', 'status': 200, 'id': policy_id(ENFORCE), 'matches': True,
+                                          'error': None, 'api_token': SECRET}]}], 'invocation': {'module_args': {'key_secret': SECRET}}}
+    passed = enforce_gate(item(ENFORCE), info('mx1.example.com'), [probe('mx1.example.com')], None, state, NOW)
+    refused = enforce_gate(item(ENFORCE), info('mx1.example.com'), [], None, state, NOW)
+    overridden = enforce_gate(item(ENFORCE, enforce_override={'reason': 'CAB-9'}), info('mx1.example.com'), [], None, state, NOW)
+    change = mx_change(item(ENFORCE), state, ['mx1.example.com'], NOW)
+    yield build_plan([item(ENFORCE)], NOW, True, [sts, host], live, [passed], [change])
+    yield build_plan([item(ENFORCE)], NOW, False, [sts, host], live, [overridden], [change], served)
+    yield build_plan([item(ENFORCE)], NOW, False, [sts], live, [refused], [change], errors={'example.com': ['write failed']})
+    yield build_plan([item(TESTING)], NOW, False, [], live)
+    yield build_plan([item(TESTING)], NOW, True, [host], live)
+    yield build_plan([], NOW)
+
+
+def test_plans_match_the_schema_and_carry_no_secret(validator):
+    statuses = set()
+    for plan in sample_plans():
+        errors = sorted(validator.iter_errors(plan), key=str)
+        assert not errors, errors[0]
+        assert not [key for key in keys_of(plan) if SECRET_NAME.search(key)]
+        assert SECRET not in json.dumps(plan)
+        statuses.update(domain['status'] for domain in plan['domains'])
+    assert statuses == {'would publish after verification', 'applied', 'failed', 'unchanged', 'planned'}
+
+
+def test_the_schema_admits_no_other_key(validator):
+    # additionalProperties is false at every level, so a secret cannot ride along under a new name either.
+    plan = next(sample_plans())
+    for where in (plan, plan['domains'][0], plan['domains'][0]['records'][0], plan['domains'][0]['policy_file'],
+                  plan['domains'][0]['gates'], plan['domains'][0]['gates']['enforce'],
+                  plan['domains'][0]['gates']['enforce']['checks'][0], plan['domains'][0]['gates']['mx_change']):
+        where['key_secret'] = 'x'
+        assert not validator.is_valid(plan)
+        del where['key_secret']
+    assert validator.is_valid(plan)
+    schema_keys = [key for key in keys_of(validator.schema) if SECRET_NAME.search(key)]
+    assert schema_keys == []
