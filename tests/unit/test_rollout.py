@@ -477,3 +477,18 @@ def test_the_schema_admits_no_other_key(validator):
     assert validator.is_valid(plan)
     schema_keys = [key for key in keys_of(validator.schema) if SECRET_NAME.search(key)]
     assert schema_keys == []
+
+
+def test_the_documented_example_is_what_the_filter_makes(validator):
+    with open(os.path.join(os.path.dirname(SCHEMA_PATH), 'plan-schema.md')) as handle:
+        documented = json.loads(re.search(r'```json\n(.*?)```', handle.read(), re.DOTALL).group(1))
+    wanted = item(ENFORCE, enforce_override={'reason': 'CAB-123: MX probe blocked from CI, checked by hand'})
+    state = state_of(entry(TESTING, '2026-11-01T00:00:00Z'))
+    live = dict(info('mx1.example.com'), id=policy_id(TESTING), policy=dict(TESTING, version='STSv1', extensions={}))
+    gate = enforce_gate(wanted, live, [{'host': 'mx1.example.com', 'starttls': None, 'error': 'connect: timed out'}],
+                        None, state, NOW)
+    records = {'results': [{'domain': 'example.com', 'name': '_mta-sts.example.com', 'changed': True,
+                            'before': ['v=STSv1; id=%s;' % policy_id(TESTING)], 'after': ['v=STSv1; id=%s;' % policy_id(ENFORCE)]}]}
+    plan = build_plan([wanted], NOW, True, [records], [live], [gate], [mx_change(wanted, state, ['mx1.example.com'], NOW)])
+    assert documented == plan
+    assert validator.is_valid(documented)
