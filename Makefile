@@ -11,7 +11,7 @@ BUILD_REQUIREMENT := ansible-core>=2.16
 OLDEST_CORE_VENV := .build/venv-core-2.16
 OLDEST_CORE_REQUIREMENT := ansible-core>=2.16,<2.17
 
-.PHONY: deps test units integration postfix-tests reports-tests lint changelog-lint docs-lint docsite sanity sanity-oldest demo bench build clean
+.PHONY: deps test units integration postfix-tests reports-tests rollout-tests lint changelog-lint docs-lint docsite sanity sanity-oldest demo bench build clean
 
 deps:
 	scripts/install-deps
@@ -51,6 +51,10 @@ postfix-tests: deps $(COLLECTION_LINK)
 # The TLS-RPT report tests: their Dovecot takes 127.0.0.1:993, so the same namespace.
 reports-tests: deps $(COLLECTION_LINK)
 	scripts/lab-netns $(PYTHON) -m pytest tests/reports
+
+# The rollout playbooks (playbooks/) on Knot, nginx and lab MX hosts at fixed loopback addresses: the same namespace.
+rollout-tests: deps $(COLLECTION_LINK)
+	scripts/lab-netns $(PYTHON) -m pytest tests/rollout
 
 lint: $(GATE_DEPS)
 	@$(VENV_PATH) $(VENV)/bin/ansible-lint || { \

@@ -43,6 +43,22 @@ def run_playbook(tasks, check=False, diff=False, verbosity=0, env=None, workdir=
     with open(playbook, 'w') as handle:
         yaml.safe_dump(play, handle, sort_keys=False)
     results_file = os.path.join(workdir, 'results.json')
+    run_env = playbook_env(results_file, env)
+    # Another Python (another venv) brings its own ansible-playbook, for side-by-side runs.
+    ansible_playbook = os.path.join(os.path.dirname(python), 'ansible-playbook') if python else ANSIBLE_PLAYBOOK
+    command = [ansible_playbook, '-i', 'localhost,', '-c', 'local', playbook]
+    if check:
+        command.append('--check')
+    if diff:
+        command.append('--diff')
+    if verbosity:
+        command.append('-' + 'v' * verbosity)
+    return run_command(command, run_env, results_file)
+
+
+def playbook_env(results_file, env=None):
+    """The environment of an ansible-playbook run of this checkout's collection whose every task result
+    ``run_command`` reads back from ``results_file`` (removed first); ``env`` is added last."""
     if os.path.exists(results_file):
         os.unlink(results_file)
     run_env = dict(os.environ)
@@ -57,15 +73,11 @@ def run_playbook(tasks, check=False, diff=False, verbosity=0, env=None, workdir=
         'ANSIBLE_RETRY_FILES_ENABLED': 'false',
     })
     run_env.update(env or {})
-    # Another Python (another venv) brings its own ansible-playbook, for side-by-side runs.
-    ansible_playbook = os.path.join(os.path.dirname(python), 'ansible-playbook') if python else ANSIBLE_PLAYBOOK
-    command = [ansible_playbook, '-i', 'localhost,', '-c', 'local', playbook]
-    if check:
-        command.append('--check')
-    if diff:
-        command.append('--diff')
-    if verbosity:
-        command.append('-' + 'v' * verbosity)
+    return run_env
+
+
+def run_command(command, run_env, results_file):
+    """Run an ansible-playbook ``command`` with ``run_env`` (from ``playbook_env``); its output and results."""
     proc = subprocess.run(command, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
     results = []
     if os.path.exists(results_file):

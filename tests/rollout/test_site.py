@@ -1,0 +1,204 @@
+"""playbooks/site.yml through ansible-playbook on the rollout lab (conftest.py). The tests run in file order on
+one inventory: each starts from the DNS, policy host and state file the previous one left."""
+
+import copy
+import json
+import os
+import ssl
+
+import pytest
+
+from tests.rollout.conftest import (
+    POLICY_HOST, STALE_HOST, Inventory, base_domains, changed_tasks, policy, task_results,
+)
+from tests.integration.policy_host_lab import https_get
+
+
+def policy_id(policy_dict):
+    # The collection's own rule (docs/policy-id.md), not a copy of it.
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import policy_id as rule
+    return rule(policy_dict)
+
+
+def txt(lab, name):
+    return [value.strip('"') for value in lab.knot.query(name, 'TXT')]
+
+
+def sts_id(lab, domain):
+    values = [value for value in txt(lab, '_mta-sts.%s.' % domain) if value.startswith('v=STSv1')]
+    assert len(values) <= 1, values
+    return values[0].split('id=')[1].rstrip(';').strip() if values else None
+
+
+def served(lab, domain, address=POLICY_HOST):
+    return https_get(address, 'mta-sts.' + domain, context=lab.ca.client_context())
+
+
+def plan_domain(plan, domain):
+    return next(item for item in plan['domains'] if item['domain'] == domain)
+
+
+@pytest.fixture(scope='module')
+def inventory(lab):
+    return Inventory(lab, [item for item in base_domains() if item['domain'] != 'stale.test'])
+
+
+@pytest.fixture(scope='module')
+def first_run(inventory):
+    return inventory.run('site.yml')
+
+
+def test_first_rollout_serves_verifies_and_publishes_every_domain(lab, inventory, first_run):
+    assert first_run.returncode == 0, first_run
+    for item in inventory.domains:
+        domain = item['domain']
+        assert lab.knot.query('mta-sts.%s.' % domain, 'A') == [POLICY_HOST]
+        answer = served(lab, domain)
+        assert answer.status == 200 and answer.body.decode() == render(item['policy'])
+        assert sts_id(lab, domain) == policy_id(item['policy'])
+    assert txt(lab, '_smtp._tls.alpha.test.') == ['v=TLSRPTv1; rua=mailto:tlsrpt@alpha.test']
+    state = inventory.state()
+    assert sorted(state['domains']) == ['alpha.test', 'beta.test']
+    assert [entry['id'] for entry in state['domains']['beta.test']['history']] == [policy_id(policy('beta.test', 'enforce', 604800))]
+    plan = inventory.plan()
+    assert plan['check_mode'] is False
+    assert {item['domain']: item['status'] for item in plan['domains']} == {'alpha.test': 'applied', 'beta.test': 'applied'}
+    # beta.test went to enforce on positive evidence: its MX covered and its probe passed.
+    gate = plan_domain(plan, 'beta.test')['gates']['enforce']
+    assert gate['verdict'] == 'pass', gate
+    assert {check['check'] for check in gate['checks']} == {'mx-covered', 'mx-tls'}
+
+
+def test_second_run_changes_nothing(lab, inventory, first_run):
+    assert first_run.returncode == 0, first_run
+    serial = lab.knot.query('alpha.test.', 'SOA')
+    state_before = inventory.state()
+    run = inventory.run('site.yml')
+    assert run.returncode == 0, run
+    assert changed_tasks(run) == []
+    assert lab.knot.query('alpha.test.', 'SOA') == serial
+    assert inventory.state() == state_before
+    assert {item['status'] for item in inventory.plan()['domains']} == {'unchanged'}
+
+
+def render(policy_dict):
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import render_policy
+    return render_policy(policy_dict)
+
+
+def test_a_domain_whose_policy_host_serves_stale_bytes_keeps_its_old_id(lab, inventory, first_run):
+    # stale.test goes live with one policy-host address ...
+    inventory.set_domains(inventory.domains + [{'domain': 'stale.test', 'policy': policy('stale.test'),
+                                                'host_record': {'addresses': [POLICY_HOST]}}])
+    run = inventory.run('site.yml')
+    assert run.returncode == 0, run
+    old_id = sts_id(lab, 'stale.test')
+    assert old_id == policy_id(policy('stale.test'))
+    # ... then its policy changes while a second address (still in its A records) serves other bytes.
+    changed_policy = policy('stale.test', max_age=172800)
+    stale = inventory.domain('stale.test')
+    stale.update(policy=changed_policy, host_record={'addresses': [POLICY_HOST, STALE_HOST]})
+    alpha = inventory.domain('alpha.test')
+    alpha['policy'] = policy('alpha.test', max_age=172800)
+    inventory.write()
+    run = inventory.run('site.yml')
+    assert run.returncode != 0, run
+    failure = task_results(run, 'Fail, naming each domain that was held back and why (the others are converged)')[-1]['msg']
+    assert 'stale.test: not published, the policy hosts do not serve the new policy' in failure, failure
+    assert STALE_HOST in failure, failure
+    assert 'alpha.test' not in failure and 'beta.test' not in failure
+    assert sts_id(lab, 'stale.test') == old_id
+    assert sorted(lab.knot.query('mta-sts.stale.test.', 'A')) == sorted([POLICY_HOST, STALE_HOST])
+    # The other domains went on: alpha.test's new policy is live under its new id.
+    assert sts_id(lab, 'alpha.test') == policy_id(alpha['policy'])
+    state = inventory.state()
+    assert [entry['id'] for entry in state['domains']['stale.test']['history']] == [old_id]
+    assert plan_domain(inventory.plan(), 'stale.test')['status'] == 'failed'
+    # Back to one address: the next run verifies and publishes it.
+    stale['host_record'] = {'addresses': [POLICY_HOST]}
+    inventory.write()
+    run = inventory.run('site.yml')
+    assert run.returncode == 0, run
+    assert sts_id(lab, 'stale.test') == policy_id(changed_policy)
+
+
+def test_check_diff_shows_the_plan_and_changes_nothing(lab, inventory):
+    alpha = inventory.domain('alpha.test')
+    wanted = policy('alpha.test', mode='testing', max_age=259200)
+    alpha['policy'] = wanted
+    inventory.write()
+    before = (sts_id(lab, 'alpha.test'), served(lab, 'alpha.test').body, inventory.state())
+    os.unlink(inventory.path('out', 'plan.json'))
+    run = inventory.run('site.yml', check=True, diff=True)
+    assert run.returncode == 0, run
+    assert (sts_id(lab, 'alpha.test'), served(lab, 'alpha.test').body, inventory.state()) == before
+    # Every planned change is in the diff: the policy file and the record.
+    assert 'max_age: 259200' in run.output
+    assert '_mta-sts.alpha.test' in run.output and policy_id(wanted) in run.output
+    plan = inventory.plan()
+    assert plan['check_mode'] is True
+    entry = plan_domain(plan, 'alpha.test')
+    assert entry['status'] == 'would publish after verification'
+    assert entry['policy_file']['id_after'] == policy_id(wanted) and entry['policy_file']['id_before'] == before[0]
+    assert '+max_age: 259200' in entry['policy_file']['diff']
+    assert plan_domain(plan, 'beta.test')['status'] == 'unchanged'
+    assert lab.tsig_secret not in json.dumps(plan)
+    # Put alpha.test back as it is live, for the next tests.
+    alpha['policy'] = policy('alpha.test', max_age=172800)
+    inventory.write()
+
+
+def test_enforce_is_refused_without_positive_evidence_for_every_mx(lab, inventory):
+    inventory.set_domains(inventory.domains + [
+        {'domain': 'gamma.test', 'policy': policy('gamma.test', 'enforce', 604800),
+         'host_record': {'addresses': [POLICY_HOST]}},
+        {'domain': 'uncov.test', 'policy': policy('uncov.test', 'enforce', 604800),
+         'host_record': {'addresses': [POLICY_HOST]}},
+    ])
+    run = inventory.run('site.yml')
+    assert run.returncode != 0, run
+    failure = task_results(run, 'Fail, naming each domain that was held back and why (the others are converged)')[-1]['msg']
+    assert 'gamma.test: enforce gate refused' in failure and 'mx1.gamma.test' in failure, failure
+    assert 'uncov.test: enforce gate refused' in failure and 'mx2.uncov.test matches none of' in failure, failure
+    for domain in ('gamma.test', 'uncov.test'):
+        assert sts_id(lab, domain) is None
+        # Nothing was live, so the policy host serves nothing for it (not even a certificate).
+        with pytest.raises(ssl.SSLError):
+            served(lab, domain)
+    plan = inventory.plan()
+    assert plan_domain(plan, 'gamma.test')['gates']['enforce']['verdict'] == 'refused'
+    assert plan_domain(plan, 'gamma.test')['status'] == 'failed'
+
+
+def test_an_override_with_a_reason_goes_to_enforce_and_says_why(lab, inventory):
+    reason = 'CAB-123: the MX certificate is replaced tonight, checked by hand'
+    inventory.domain('gamma.test')['enforce_override'] = {'reason': reason}
+    inventory.set_domains([item for item in inventory.domains if item['domain'] != 'uncov.test'])
+    run = inventory.run('site.yml')
+    assert run.returncode == 0, run
+    assert sts_id(lab, 'gamma.test') == policy_id(policy('gamma.test', 'enforce', 604800))
+    shown = task_results(run, 'Show each enforce override and its reason')
+    assert any(reason in result.get('msg', '') for result in shown[-1]['results']), shown
+    entry = plan_domain(inventory.plan(), 'gamma.test')
+    assert entry['overrides'] == [{'gate': 'enforce', 'reason': reason}]
+    assert entry['gates']['enforce']['verdict'] == 'override'
+
+
+def test_bad_inventory_fails_before_any_change_naming_domain_and_field(lab, inventory):
+    serial = lab.knot.query('alpha.test.', 'SOA')
+    original = copy.deepcopy(inventory.domains)
+    bad = copy.deepcopy(original)
+    bad[1] = dict(bad[1], policy={'mode': 'enforced', 'mx': ['mx1.beta.test'], 'max_age': 604800})
+    bad[2] = dict(bad[2], rua='ftp://x')
+    inventory.set_domains(bad)
+    try:
+        run = inventory.run('site.yml')
+    finally:
+        inventory.set_domains(original)
+    assert run.returncode != 0
+    failed = [result for result in run.results if result['_status'] == 'failed' and not result.get('ignore_errors')]
+    message = failed[-1]['msg']
+    assert "mta_sts_domains[1] (beta.test).policy.mode 'enforced': must be one of" in message, message
+    assert "mta_sts_domains[2] (%s).rua 'ftp://x'" % bad[2]['domain'] in message, message
+    assert [result for result in run.results if result['_task'].startswith('Look at the selected')] == []
+    assert lab.knot.query('alpha.test.', 'SOA') == serial
