@@ -14,7 +14,7 @@ description:
   - The step RFC 8461 section 8 puts between deploying a policy file and publishing its new id. Publishing the id
     first lets senders fetch the old policy and cache it under the new id.
   - For each domain, fetches C(https://mta-sts.<domain>/.well-known/mta-sts.txt) from every address of
-    C(mta-sts.<domain>) (or the given O(domains[].addresses)), each on its own, as a strict sender does (HTTPS on
+    C(mta-sts.<domain>) (or the C(addresses) given in O(domains)), each on its own, as a strict sender does (HTTPS on
     port 443, the certificate checked against C(mta-sts.<domain>), no redirects, C(text/plain), at most 64 KiB).
   - A domain is served when every address answers with exactly the expected bytes. One address with the old
     policy is enough to keep it unserved, since senders reach any of them.
