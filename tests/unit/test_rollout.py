@@ -492,3 +492,36 @@ def test_the_documented_example_is_what_the_filter_makes(validator):
     plan = build_plan([wanted], NOW, True, [records], [live], [gate], [mx_change(wanted, state, ['mx1.example.com'], NOW)])
     assert documented == plan
     assert validator.is_valid(documented)
+
+
+def test_the_documented_state_file_is_valid_and_canonical():
+    with open(os.path.join(os.path.dirname(SCHEMA_PATH), 'state-file.md')) as handle:
+        documented = json.loads(re.search(r'```json\n(.*?)```', handle.read(), re.DOTALL).group(1))
+    assert load_state(documented) == documented
+    history = documented['domains']['example.com']['history']
+    assert [entry['id'] for entry in history] == [policy_id(TESTING), policy_id(ENFORCE)]
+
+
+def test_the_rollout_guide_quotes_what_the_filters_say():
+    """docs/rollout.md's example sentences, made again from the guide's story: an MX move, then retirement."""
+    with open(os.path.join(os.path.dirname(SCHEMA_PATH), 'rollout.md')) as handle:
+        guide = handle.read()
+    old = {'mode': 'enforce', 'mx': ['mx1.example.com'], 'max_age': WEEK}
+    widened = dict(old, mx=['mx1.example.com', 'mx.newhost.example'])
+    moved = dict(old, mx=['mx.newhost.example'])
+    state = update_state({}, [item(old)], '2026-11-02T09:00:00Z')
+    said = mx_change(item(widened), state, ['mx1.example.com'], NOW)['reasons']
+    state = update_state(state, [item(widened)], NOW)
+    said += mx_change(item(widened), state, ['mx.newhost.example'], '2026-12-03T10:00:00Z')['reasons']
+    said += mx_change(item(moved), state, ['mx1.example.com', 'mx.newhost.example'], '2026-12-09T10:00:00Z')['reasons']
+    none = retirement('example.com', state, '2026-12-10T00:00:00Z')['policy']
+    state = update_state(state, [item(none)], '2026-12-10T00:00:00Z')
+    said.append('example.com: waiting: ' + retirement('example.com', state, '2026-12-12T00:00:00Z')['reasons'][0])
+    gate = enforce_gate(item(old), info('mx1.example.com', 'backup.example.org'),
+                        [probe('mx1.example.com', certificate_valid=False, error='certificate: hostname mismatch')],
+                        {'passed': False, 'message': 'example.com should not go to enforce yet: only 40 sessions reported for '
+                         'example.com over the last 14 days (2026-11-17 to 2026-11-30); at least 100 are needed'})
+    said += gate['reasons']
+    assert len(said) == 9
+    for sentence in said:
+        assert '\n' + sentence + '\n' in guide or '   ' + sentence + '\n' in guide, sentence
