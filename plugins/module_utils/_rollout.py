@@ -272,8 +272,8 @@ def _live_source(state, domain, info):
         return history[-1]
     served = info.get('policy') if info else None
     if isinstance(served, Mapping) and served.get('mode') in MODES:
-        return {'mode': served['mode'], 'mx': [normalize_pattern(p) for p in served.get('mx') or []],
-                         'max_age': served.get('max_age'), 'id': info.get('id'), 'live_since': None}
+        return {'mode': served['mode'], 'mx': [normalize_pattern(pattern) for pattern in served.get('mx') or []],
+                'max_age': served.get('max_age'), 'id': info.get('id'), 'live_since': None}
     return None
 
 
@@ -311,9 +311,13 @@ def _tlsrpt_verdict(tlsrpt_gate, domain):
     if not isinstance(tlsrpt_gate, Mapping):
         raise ValidationError('tlsrpt_gate', tlsrpt_gate, 'must be the verdict of tlsrpt_enforce_gate (or the gate '
                               'of tlsrpt_report_info), or none when reports are not a source')
+    if not tlsrpt_gate:
+        return None
     if 'passed' not in tlsrpt_gate:
         if domain not in tlsrpt_gate:
-            return None
+            # Reports are a source but say nothing of this domain: no evidence, no enforce.
+            return {'passed': False, 'message': 'no TLS-RPT verdict for %s among the reports\' gate (%s)'
+                    % (domain, ', '.join(sorted(tlsrpt_gate)))}
         tlsrpt_gate = tlsrpt_gate[domain]
         if not isinstance(tlsrpt_gate, Mapping) or 'passed' not in tlsrpt_gate:
             raise ValidationError('tlsrpt_gate.%s' % domain, tlsrpt_gate, 'must be a verdict with passed')

@@ -201,6 +201,9 @@ def test_gate_refuses_on_failed_tlsrpt_evidence_from_either_shape():
         verdict = enforce_gate(item(ENFORCE), info('mx1.example.com'), [probe('mx1.example.com')], tlsrpt)
         assert verdict['verdict'] == 'refused'
         assert verdict['reasons'] == [gate['message']]
+    other = enforce_gate(item(ENFORCE), info('mx1.example.com'), [probe('mx1.example.com')], {'example.net': gate})
+    assert other['reasons'] == ["no TLS-RPT verdict for example.com among the reports' gate (example.net)"]
+    assert enforce_gate(item(ENFORCE), info('mx1.example.com'), [probe('mx1.example.com')], {})['verdict'] == 'pass'
 
 
 def test_gate_override_carries_the_reason_and_an_unneeded_one_says_so():
