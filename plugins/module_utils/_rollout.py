@@ -33,7 +33,6 @@ ENTRY_KEYS = ('id', 'mode', 'max_age', 'mx', 'live_since')
 # What retire.yml publishes: mode none only has to outlive the senders' next look at the TXT id.
 RETIRE_MAX_AGE = 86400
 LIVE_SINCE_RULE = 'must be an RFC 3339 date-time such as 2026-12-01T10:00:00Z'
-PLAN_STATUSES = ('unchanged', 'planned', 'would publish after verification', 'applied', 'failed')
 
 
 # --- the state file: when each policy went live ---
@@ -359,9 +358,9 @@ def enforce_gate(domain_item, info, probes=None, tlsrpt_gate=None, state=None, n
                                  'to give positive evidence for' % domain})
     for host in hosts:
         covered = matches_any(wanted['mx'], host)
+        relation = 'matches' if covered else 'matches none of'
         checks.append({'check': 'mx-covered', 'host': host, 'passed': covered,
-                       'detail': '%s %s the mx patterns (%s)' % (host, 'matches' if covered else 'matches none of',
-                                                                   ', '.join(wanted['mx']))})
+                       'detail': '%s %s the mx patterns (%s)' % (host, relation, ', '.join(wanted['mx']))})
     for host in hosts:
         passed, detail = _probe_verdict(host, _probe_facts(probe_index, entries[host], host))
         checks.append({'check': 'mx-tls', 'host': host, 'passed': passed, 'detail': detail})
@@ -401,7 +400,7 @@ def _move_after(history, widened, pending_since):
 
 def mx_change(domain_item, state, live_mx, now):
     """What the wanted mx patterns change against the live policy, and whether that is allowed now."""
-    domain, wanted, text, _override = _domain_item(domain_item)
+    domain, wanted, _text, _override = _domain_item(domain_item)
     moment = _moment(now, 'now')
     history = _history(load_state(state), domain)
     hosts = _mx_hosts(live_mx, 'live_mx') if live_mx is not None else None

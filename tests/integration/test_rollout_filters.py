@@ -27,13 +27,16 @@ GOOD_PROBE = {'host': 'mx1.alpha.example', 'starttls': True, 'tls_version': 'TLS
 UNREACHABLE = {'host': 'mx1.alpha.example', 'starttls': None, 'tls_version': None, 'certificate_valid': None,
                'error': 'connect: Connection refused'}
 SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'docs', 'plan.schema.json')
+# ansible_check_mode is false in this run: the plan is the one of the check-mode record run above.
+PLAN = ("{{ [widened_item] | mailsec.mta_sts.mta_sts_plan(now(utc=true, fmt='%Y-%m-%dT%H:%M:%SZ'), not ansible_check_mode, "
+        "[widen], [live_info], [widen_gate], [mx_change]) | to_nice_json(indent=2) }}\n")
 INFO = {'domain': 'alpha.example', 'mx': [{'host': 'mx1.alpha.example', 'preference': 10}]}
 
 
 def tasks(zone_args):
     return [
-        {'name': 'first rollout', 'copy': {'dest': '{{ state_file }}', 'content': UPDATE % ("[{'domain': 'alpha.example', "
-                                                                                         "'policy': testing}]", T1)}},
+        {'name': 'first rollout', 'copy': {'dest': '{{ state_file }}',
+                                           'content': UPDATE % ("[{'domain': 'alpha.example', 'policy': testing}]", T1)}},
         {'name': 'gates', 'set_fact': {
             'refused': '{{ enforce_item | mailsec.mta_sts.mta_sts_enforce_gate(info, [unreachable], none, state) }}',
             'overridden': '{{ override_item | mailsec.mta_sts.mta_sts_enforce_gate(info, [unreachable], none, state) }}',
@@ -56,9 +59,7 @@ def tasks(zone_args):
             'widen_gate': "{{ widened_item | mailsec.mta_sts.mta_sts_enforce_gate(info, [good_probe], none, state) }}",
             'retire': "{{ 'alpha.example' | mailsec.mta_sts.mta_sts_retirement(state, '%s') }}" % T3},
          'vars': {'state': "{{ lookup('file', state_file) | from_json }}"}},
-        {'name': 'write the plan', 'copy': {'dest': '{{ plan_file }}', 'content':
-            "{{ [widened_item] | mailsec.mta_sts.mta_sts_plan(now(utc=true, fmt='%Y-%m-%dT%H:%M:%SZ'), ansible_check_mode "
-            "or true, [widen], [live_info], [widen_gate], [mx_change]) | to_nice_json(indent=2) }}\n"}},
+        {'name': 'write the plan', 'copy': {'dest': '{{ plan_file }}', 'content': PLAN}},
         {'name': 'a broken state file', 'set_fact': {
             'broken': "{{ {'version': 1, 'domains': {'alpha.example': {'history': [{'id': 'abc', 'mode': 'testing', "
                       "'max_age': 86400, 'mx': ['mx1.alpha.example'], 'live_since': 'yesterday'}]}}} "
