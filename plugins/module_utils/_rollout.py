@@ -679,7 +679,8 @@ def build_plan(domains, now, check_mode=False, records=None, live=None, gates=No
             problems.extend(str(reason) for reason in gate.get('reasons') or [])
         if change and change.get('allowed') is False:
             problems.extend(str(reason) for reason in change.get('reasons') or [])
-        if served and served.get('served') is False:
+        # In check mode the new bytes are not deployed, so not being served is expected, not a failure.
+        if served and served.get('served') is False and not check_mode:
             problems.append('the policy of %s is not served on every address: %s' % (name, served.get('reason')))
         new_id = policy_file['id_after'] is not None and policy_file['id_after'] != policy_file['id_before']
         changed = new_id or any(entry['changed'] for entry in changes)

@@ -398,6 +398,16 @@ def test_plan_statuses_and_overrides():
     assert 'no STARTTLS probe result' in failed['domains'][0]['errors'][1]
 
 
+def test_plan_not_served_fails_a_real_run_only():
+    served = [{'domain': 'example.com', 'served': False, 'expected_id': policy_id(ENFORCE), 'reason': '127.0.0.1 serves id x',
+               'addresses': [{'address': '127.0.0.1', 'status': 200, 'id': 'x', 'matches': False, 'error': None}]}]
+    real = build_plan([item(ENFORCE)], NOW, False, verification=served)['domains'][0]
+    assert (real['status'], real['errors']) == ('failed', ['the policy of example.com is not served on every address: '
+                                                           '127.0.0.1 serves id x'])
+    check = build_plan([item(ENFORCE)], NOW, True, verification=served)['domains'][0]
+    assert (check['status'], check['errors']) == ('would publish after verification', [])
+
+
 def test_plan_rejects_results_of_other_domains_and_bad_input():
     with pytest.raises(ValidationError, match=r'records\[0\]\[0\].domain'):
         build_plan([item(TESTING)], NOW, records=[{'domain': 'other.example', 'name': 'x', 'before': [], 'after': []}])
