@@ -70,6 +70,9 @@ def test_mail_from_the_role_configured_postfix_reaches_the_enforce_domain_over_v
     # Postfix's status line, the TLS line its smtp process logged for that relay, and the MX's own log.
     assert re.search(r'sent via mx1\.beta\.example\[127\.0\.0\.22\]:25: Verified TLS connection established; '
                      r'the MX logged it: yes$', beta[0]), beta
+    # A testing policy refuses nothing: gamma's mail went over TLS its MX's certificate does not pass.
+    gamma = [line for line in step if line.split()[:1] == ['gamma.example']]
+    assert re.search(r'sent via mx1\.gamma\.example\[127\.0\.0\.23\]:25: Untrusted TLS connection established', gamma[0])
     # Before the mail, the resolver the role installed gave Postfix beta's enforce policy.
     assert ('the MTA-STS resolver answers Postfix for beta.example: secure match=mx1.beta.example'
             in demo.stdout)
