@@ -52,9 +52,9 @@ def base_domains():
         # Enforce, its only MX host good: the gate passes.
         {'domain': 'beta.test', 'policy': policy('beta.test', 'enforce', 604800),
          'host_record': {'addresses': [POLICY_HOST]}},
-        # One of its two policy-host addresses serves stale bytes: never verified, so never published.
+        # Goes live; later a second policy-host address that serves stale bytes joins it (test_site).
         {'domain': 'stale.test', 'policy': policy('stale.test'),
-         'host_record': {'addresses': [POLICY_HOST, STALE_HOST]}},
+         'host_record': {'addresses': [POLICY_HOST]}},
     ]
 
 

@@ -1,4 +1,4 @@
-"""playbooks/site.yml through ansible-playbook on the rollout lab (conftest.py). The tests run in file order on
+"""playbooks/site.yml, then drift.yml and retire.yml, through ansible-playbook on the rollout lab (conftest.py). The tests run in file order on
 one inventory: each starts from the DNS, policy host and state file the previous one left."""
 
 import copy
@@ -40,7 +40,7 @@ def plan_domain(plan, domain):
 
 @pytest.fixture(scope='module')
 def inventory(lab):
-    return Inventory(lab, [item for item in base_domains() if item['domain'] != 'stale.test'])
+    return Inventory(lab, base_domains())
 
 
 @pytest.fixture(scope='module')
@@ -58,11 +58,12 @@ def test_first_rollout_serves_verifies_and_publishes_every_domain(lab, inventory
         assert sts_id(lab, domain) == policy_id(item['policy'])
     assert txt(lab, '_smtp._tls.alpha.test.') == ['v=TLSRPTv1; rua=mailto:tlsrpt@alpha.test']
     state = inventory.state()
-    assert sorted(state['domains']) == ['alpha.test', 'beta.test']
+    assert sorted(state['domains']) == ['alpha.test', 'beta.test', 'stale.test']
     assert [entry['id'] for entry in state['domains']['beta.test']['history']] == [policy_id(policy('beta.test', 'enforce', 604800))]
     plan = inventory.plan()
     assert plan['check_mode'] is False
-    assert {item['domain']: item['status'] for item in plan['domains']} == {'alpha.test': 'applied', 'beta.test': 'applied'}
+    assert {item['domain']: item['status'] for item in plan['domains']} == dict.fromkeys(
+        ['alpha.test', 'beta.test', 'stale.test'], 'applied')
     # beta.test went to enforce on positive evidence: its MX covered and its probe passed.
     gate = plan_domain(plan, 'beta.test')['gates']['enforce']
     assert gate['verdict'] == 'pass', gate
@@ -87,14 +88,12 @@ def render(policy_dict):
 
 
 def test_a_domain_whose_policy_host_serves_stale_bytes_keeps_its_old_id(lab, inventory, first_run):
-    # stale.test goes live with one policy-host address ...
-    inventory.set_domains(inventory.domains + [{'domain': 'stale.test', 'policy': policy('stale.test'),
-                                                'host_record': {'addresses': [POLICY_HOST]}}])
-    run = inventory.run('site.yml')
-    assert run.returncode == 0, run
+    assert first_run.returncode == 0, first_run
+    old_policy = policy('stale.test')
     old_id = sts_id(lab, 'stale.test')
-    assert old_id == policy_id(policy('stale.test'))
-    # ... then its policy changes while a second address (still in its A records) serves other bytes.
+    assert old_id == policy_id(old_policy)
+    # Its policy changes while a second address (now in its A records too) serves other bytes; alpha.test changes
+    # at the same time and must go on.
     changed_policy = policy('stale.test', max_age=172800)
     stale = inventory.domain('stale.test')
     stale.update(policy=changed_policy, host_record={'addresses': [POLICY_HOST, STALE_HOST]})
@@ -105,7 +104,7 @@ def test_a_domain_whose_policy_host_serves_stale_bytes_keeps_its_old_id(lab, inv
     assert run.returncode != 0, run
     failure = task_results(run, 'Fail, naming each domain that was held back and why (the others are converged)')[-1]['msg']
     assert 'stale.test: not published, the policy hosts do not serve the new policy' in failure, failure
-    assert STALE_HOST in failure, failure
+    assert STALE_HOST in failure and 'its id stays %s' % old_id in failure, failure
     assert 'alpha.test' not in failure and 'beta.test' not in failure
     assert sts_id(lab, 'stale.test') == old_id
     assert sorted(lab.knot.query('mta-sts.stale.test.', 'A')) == sorted([POLICY_HOST, STALE_HOST])
@@ -113,13 +112,11 @@ def test_a_domain_whose_policy_host_serves_stale_bytes_keeps_its_old_id(lab, inv
     assert sts_id(lab, 'alpha.test') == policy_id(alpha['policy'])
     state = inventory.state()
     assert [entry['id'] for entry in state['domains']['stale.test']['history']] == [old_id]
+    assert len(state['domains']['alpha.test']['history']) == 2
     assert plan_domain(inventory.plan(), 'stale.test')['status'] == 'failed'
-    # Back to one address: the next run verifies and publishes it.
-    stale['host_record'] = {'addresses': [POLICY_HOST]}
+    # Back to what is live (the next run puts its A record back to one address).
+    stale.update(policy=old_policy, host_record={'addresses': [POLICY_HOST]})
     inventory.write()
-    run = inventory.run('site.yml')
-    assert run.returncode == 0, run
-    assert sts_id(lab, 'stale.test') == policy_id(changed_policy)
 
 
 def test_check_diff_shows_the_plan_and_changes_nothing(lab, inventory):
@@ -202,3 +199,93 @@ def test_bad_inventory_fails_before_any_change_naming_domain_and_field(lab, inve
     assert "mta_sts_domains[2] (%s).rua 'ftp://x'" % bad[2]['domain'] in message, message
     assert [result for result in run.results if result['_task'].startswith('Look at the selected')] == []
     assert lab.knot.query('alpha.test.', 'SOA') == serial
+
+
+# --- drift.yml, on what site.yml converged ---
+
+def report_files(inventory):
+    names = ('drift.json', 'drift.junit.xml', 'drift.md')
+    texts = {}
+    for name in names:
+        with open(inventory.path('out', name)) as handle:
+            texts[name] = handle.read()
+    return texts
+
+
+def test_drift_is_clean_on_a_converged_inventory(lab, inventory):
+    # gamma.test went to enforce by override with a bad MX certificate: drift would (rightly) flag it.
+    inventory.set_domains([item for item in inventory.domains if item['domain'] != 'gamma.test'])
+    run = inventory.run('drift.yml')
+    assert run.returncode == 0, run
+    texts = report_files(inventory)
+    report = json.loads(texts['drift.json'])
+    assert report['passed'] is True, report
+    assert sorted(domain['domain'] for domain in report['domains']) == ['alpha.test', 'beta.test', 'stale.test']
+    assert texts['drift.junit.xml'].count('<testcase') == 3 * 5 and '<failure' not in texts['drift.junit.xml']
+    assert '| alpha.test |' in texts['drift.md'].replace('`', '')
+    # The short table is printed.
+    assert 'alpha.test' in task_results(run, 'Show the short table')[-1]['msg'][1]
+    for text in list(texts.values()) + [run.output]:
+        assert lab.tsig_secret not in text
+
+
+def test_drift_fails_on_a_record_changed_behind_its_back(lab, inventory):
+    live = '"v=STSv1; id=%s;"' % sts_id(lab, 'alpha.test')
+    lab.knot.remove_records('alpha.test', '_mta-sts.alpha.test. 300 IN TXT %s' % live)
+    lab.knot.add_records('alpha.test', '_mta-sts.alpha.test. 300 IN TXT "v=STSv1; id=edited1;"')
+    try:
+        run = inventory.run('drift.yml')
+    finally:
+        lab.knot.remove_records('alpha.test', '_mta-sts.alpha.test. 300 IN TXT "v=STSv1; id=edited1;"')
+        lab.knot.add_records('alpha.test', '_mta-sts.alpha.test. 300 IN TXT %s' % live)
+    assert run.returncode == 2, run
+    failure = task_results(run, 'Fail on any drift, invalid domain or certificate near expiry')[-1]['msg']
+    assert 'alpha.test' in failure and 'beta.test' not in failure, failure
+    texts = report_files(inventory)
+    report = json.loads(texts['drift.json'])
+    assert [domain['domain'] for domain in report['domains'] if not domain['passed']] == ['alpha.test']
+    assert 'classname="alpha.test"' in texts['drift.junit.xml'] and '<failure' in texts['drift.junit.xml']
+    for text in list(texts.values()) + [run.output]:
+        assert lab.tsig_secret not in text
+
+
+# --- retire.yml ---
+
+def test_retire_publishes_mode_none_then_waits(lab, inventory):
+    alpha_id = sts_id(lab, 'alpha.test')
+    inventory.domain('beta.test')['state'] = 'absent'
+    inventory.write()
+    run = inventory.run('retire.yml')
+    assert run.returncode == 0, run
+    none_policy = {'mode': 'none', 'max_age': 86400, 'mx': ['mx1.beta.test']}
+    assert sts_id(lab, 'beta.test') == policy_id(none_policy)
+    assert served(lab, 'beta.test').body.decode() == render(none_policy)
+    assert sts_id(lab, 'alpha.test') == alpha_id
+    history = inventory.state()['domains']['beta.test']['history']
+    assert [entry['mode'] for entry in history] == ['enforce', 'none']
+    said = task_results(run, 'Say where each retirement stands')[-1]['results'][0]['msg']
+    assert said.startswith('beta.test: waiting:') and 'may be deleted after' in said, said
+    # Again: nothing to do but wait, and nothing changes.
+    run = inventory.run('retire.yml')
+    assert run.returncode == 0, run
+    assert changed_tasks(run) == []
+    assert sts_id(lab, 'beta.test') == policy_id(none_policy)
+
+
+def test_retire_deletes_once_the_old_max_age_has_passed(lab, inventory):
+    state = inventory.state()
+    history = state['domains']['beta.test']['history']
+    # The enforce policy (max_age a week) was replaced by none eight days ago.
+    history[0]['live_since'] = '2020-01-01T00:00:00Z'
+    history[1]['live_since'] = '2020-01-02T00:00:00Z'
+    inventory.write_state(state)
+    run = inventory.run('retire.yml')
+    assert run.returncode == 0, run
+    assert sts_id(lab, 'beta.test') is None
+    assert lab.knot.query('mta-sts.beta.test.', 'A') == []
+    with pytest.raises(ssl.SSLError):
+        served(lab, 'beta.test')
+    said = task_results(run, 'Say what is left to do by hand')[-1]['results'][0]['msg']
+    assert said.startswith('beta.test is retired'), said
+    # The other domains are as they were.
+    assert sts_id(lab, 'alpha.test') == policy_id(inventory.domain('alpha.test')['policy'])
