@@ -93,12 +93,7 @@ class RolloutLab:
         self.knot.start()
         for zone, lines in ZONES.items():
             self.knot.add_records(zone, lines)
-        os.makedirs(self.path('certs'), mode=0o755)
-        cert, key = write_pair(self.path('certs'), 'policy-host',
-                               self.ca.issue(['mta-sts.%s' % zone for zone in sorted(ZONES)]))
-        os.chown(key, 0, grp.getgrnam(WORKER_GROUP).gr_gid)
-        os.chmod(key, 0o640)
-        self.certificate = (cert, key)
+        self.certificate = self.policy_host_certificate('policy-host', sorted(ZONES))
         self.nginx.start()
         self.stale.serve('mta-sts.stale.test', STALE_POLICY).cert('mta-sts.stale.test')
         self.stale.apply()
@@ -108,6 +103,14 @@ class RolloutLab:
         self.mail.add_mx(MX_UNCOVERED, name='mx1.uncov.test')
         self.mail.start()
         return self
+
+    def policy_host_certificate(self, stem, domains):
+        """A certificate for every ``mta-sts.<domain>`` and its key, readable by nginx's workers: (cert, key)."""
+        os.makedirs(self.path('certs'), mode=0o755, exist_ok=True)
+        cert, key = write_pair(self.path('certs'), stem, self.ca.issue(['mta-sts.%s' % domain for domain in domains]))
+        os.chown(key, 0, grp.getgrnam(WORKER_GROUP).gr_gid)
+        os.chmod(key, 0o640)
+        return cert, key
 
     def stop(self):
         for server in (self.mail, self.stale, self.nginx, self.knot):
