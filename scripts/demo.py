@@ -43,7 +43,7 @@ from tests.lab.netns import bind_mount, private_namespace_problems  # noqa: E402
 from tests.lab.nginx_site import NginxSite  # noqa: E402
 from tests.lab.pki import LabCA, write_pair  # noqa: E402
 from tests.lab.tlsrpt_reports import write_reports  # noqa: E402
-from tests.postfix.mail_lab import SendingPostfix, StsResolver, received, wait_for_outcomes  # noqa: E402
+from tests.postfix.mail_lab import SendingPostfix, StsResolver, read_text, received, wait_for_outcomes  # noqa: E402
 
 DEMO = os.path.join(REPO, 'tests', 'demo')
 WHEELS = os.path.join(REPO, '.build', 'wheels', 'mta-sts-resolver')
@@ -97,6 +97,7 @@ class Lab:
                                     self.path('resolver.log'))
         self.inventory = self.path('inventory')
         self._runs = itertools.count()
+        self.outputs = []
 
     def path(self, *parts):
         return os.path.join(self.base, *parts)
@@ -196,6 +197,7 @@ class Lab:
         began = time.monotonic()
         proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               check=False, cwd=self.base)
+        self.outputs.append(proc.stdout)
         results = []
         if os.path.exists(results_file):
             with open(results_file) as handle:
@@ -281,6 +283,20 @@ def deliver(lab, domains):
     return shown
 
 
+def secret_free(lab):
+    """Say which of the run's outputs were searched for the TSIG key (it reached the DNS modules through the
+    environment only); stop the demo naming any that holds it."""
+    artifacts = [lab.path('plan.json'), os.path.join(lab.inventory, 'mta-sts-state.json')] + sorted(
+        os.path.join(lab.path('drift'), name) for name in os.listdir(lab.path('drift')))
+    texts = {path: read_text(path) for path in artifacts}
+    texts.update(('playbook output %d' % number, text) for number, text in enumerate(lab.outputs, 1))
+    holding = [name for name, text in texts.items() if lab.knot.key_secret in text]
+    if holding:
+        raise SystemExit('the TSIG key is in %s' % ', '.join(holding))
+    return 'not in %s, nor in the %d playbook outputs' % (', '.join(os.path.relpath(p, lab.base) for p in artifacts),
+                                                          len(lab.outputs))
+
+
 def main():
     in_namespace()
     link_collection()
@@ -356,7 +372,9 @@ def main():
             if not drift(lab):
                 raise SystemExit('the drift check found drift after the change converged')
             told.append('drift check after the change: clean')
-        say('== 9. Lab stopped')
+            say('== 9. Where the TSIG key is not: %s' % secret_free(lab))
+            told.append('the TSIG key is in no plan, state file, drift report or playbook output')
+        say('== 10. Lab stopped')
     finally:
         shutil.rmtree(base, ignore_errors=True)
     say('\nWhat the demo showed (%.0f s):' % (time.monotonic() - began))

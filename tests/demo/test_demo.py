@@ -117,8 +117,18 @@ def test_the_changed_policy_is_planned_then_converged(demo):
                      r'testing max_age 604800 live since \S+Z$', '\n'.join(steps[7]), re.M), steps[7]
 
 
+def test_no_artifact_holds_the_tsig_key(demo):
+    # The demo searched them for the key it made (the test never sees the key): every file, and the output of each
+    # playbook run (site.yml three times, the MTA's play, drift.yml twice).
+    searched = sections(demo.stdout)[9][0]
+    for artifact in ('plan.json', 'inventory/mta-sts-state.json', 'drift/drift.json', 'drift/drift.junit.xml',
+                     'drift/drift.md'):
+        assert artifact in searched, searched
+    assert re.search(r'nor in the 6 playbook outputs$', searched), searched
+
+
 def test_the_lab_is_stopped(demo):
     lab_dir = re.search(r'lab directory: (\S+)', demo.stdout).group(1)
-    assert '== 9. Lab stopped' in demo.stdout
+    assert '== 10. Lab stopped' in demo.stdout
     assert not os.path.exists(lab_dir)
     assert running_with(lab_dir) == []
