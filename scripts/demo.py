@@ -203,8 +203,8 @@ class Lab:
             with open(results_file) as handle:
                 results = json.load(handle)
         recap = [line for line in proc.stdout.splitlines() if line.startswith('localhost ')]
-        say('   %s %s: exit %d in %.0f s; %s' % (os.path.basename(name), ' '.join(options), proc.returncode,
-                                                 time.monotonic() - began, ' '.join(recap[-1].split()[2:]) if recap else ''))
+        say('   %s: exit %d in %.0f s; %s' % (' '.join([os.path.basename(name)] + list(options)), proc.returncode,
+                                              time.monotonic() - began, ' '.join(recap[-1].split()[2:]) if recap else ''))
         if proc.returncode != 0 and not expect_failure:
             say(proc.stdout[-6000:])
             raise SystemExit('%s failed' % name)
@@ -230,7 +230,8 @@ def plan_lines(path):
         lines += ['      %s' % change for change in changed]
         diff = (item.get('policy_file') or {}).get('diff')
         if diff:
-            lines += ['      | %s' % line for line in diff.splitlines() if line[:1] in '+-' and line[:3] not in ('+++', '---')]
+            lines += ['      | %s' % line for line in diff.splitlines()
+                      if line.startswith(('+', '-')) and not line.startswith(('+++', '---'))]
         for gate, verdict in sorted((item.get('gates') or {}).items()):
             if isinstance(verdict, dict) and verdict.get('verdict') not in (None, 'not-needed'):
                 lines.append('      %s gate: %s%s' % (gate, verdict['verdict'],
@@ -241,8 +242,11 @@ def plan_lines(path):
 
 def converge(lab, *options, expect_failure=False):
     """site.yml, then its plan file's summary; returns (plan, the final failure's message or None)."""
+    plan_file = lab.path('plan.json')  # mta_sts_plan_file in the inventory
+    if os.path.exists(plan_file):
+        os.unlink(plan_file)  # a run that stops before writing its plan must not show the last one
     _rc, _output, results = lab.playbook(SITE, *options, expect_failure=expect_failure)
-    plan, lines = plan_lines(lab.path('plan.json'))
+    plan, lines = plan_lines(plan_file)
     for line in lines:
         say(line)
     failures = [result.get('msg') for result in results if result['_status'] == 'failed']
@@ -323,7 +327,8 @@ def main():
                 mta.result()
             lab.resolver.start()
             for domain in MX:
-                say('   the MTA-STS resolver answers Postfix for %s: %s' % (domain, lab.resolver.query(domain) or '(no policy: testing or none)'))
+                say('   the MTA-STS resolver answers Postfix for %s: %s'
+                    % (domain, lab.resolver.query(domain) or '(no policy: testing or none)'))
 
             say('== 3. Mail through the configured Postfix')
             deliveries = deliver(lab, list(MX))
