@@ -185,7 +185,9 @@ class StsRecord(TxtRecord):
         else:
             # Only our own delegation is undone: a CNAME to somewhere else is someone else's.
             item.change = plan_name(txt, None, lambda text: False, self.same, ttl)
-            item.changes = [plan_rrset(cname, [value for value in cname.values if value != target], ttl)]
+            kept = [value for value in cname.values if value != target]
+            # A CNAME kept is not ours: its TTL stays too.
+            item.changes = [plan_rrset(cname, kept, cname.ttl if kept else ttl)]
         item.cname_change = item.changes[-1]
 
     def result(self, item):

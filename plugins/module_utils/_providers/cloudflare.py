@@ -94,7 +94,8 @@ class CloudflareProvider(ZoneListingProvider):
             except ValueError as exc:
                 raise ProviderError('cloudflare: %s record %s at %s cannot be read: %s' % (record.type, record.id, name, exc))
             self._ids[(name, record.type, value)] = record.id
-            collect(found, name, record.type, rtypes, record.ttl, value)
+            # The SDK's models give some types' TTL as a float.
+            collect(found, name, record.type, rtypes, None if record.ttl is None else int(record.ttl), value)
         return found
 
     def apply_rrsets(self, zone, changes):

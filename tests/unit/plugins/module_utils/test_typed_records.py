@@ -117,7 +117,7 @@ def test_delegation_beside_unrelated_txt_is_refused_naming_it():
 def test_absent_removes_only_our_own_delegation():
     provider = TypedMemory({'_mta-sts.a.one.example': {'CNAME': ['other.h.example']}})
     [item] = publish(provider, build_items(sts_params(domain='a.one.example', delegate_to='t.h.example', state='absent'), STS_RECORD),
-                     STS_RECORD, 300)
+                     STS_RECORD, 3600)
     assert not item.changed and provider.writes == 0
     publish(provider, build_items(sts_params(domain='a.one.example', delegate_to='other.h.example', state='absent'), STS_RECORD),
             STS_RECORD, 300)
