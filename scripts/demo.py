@@ -240,12 +240,29 @@ def plan_lines(path):
     return plan, lines
 
 
+def diff_lines(output):
+    """{task name: the lines --diff showed it change (+/-)}, in the order ansible-playbook printed them."""
+    diffs, task = {}, None
+    for line in output.splitlines():
+        if line.startswith('TASK ['):
+            task = line[len('TASK ['):].split('] ', 1)[0]
+        elif task and line.startswith(('+', '-')) and not line.startswith(('+++', '---')):
+            diffs.setdefault(task, []).append(line)
+    return diffs
+
+
 def converge(lab, *options, expect_failure=False):
     """site.yml, then its plan file's summary; returns (plan, the final failure's message or None)."""
     plan_file = lab.path('plan.json')  # mta_sts_plan_file in the inventory
     if os.path.exists(plan_file):
         os.unlink(plan_file)  # a run that stops before writing its plan must not show the last one
-    _rc, _output, results = lab.playbook(SITE, *options, expect_failure=expect_failure)
+    _rc, output, results = lab.playbook(SITE, *options, expect_failure=expect_failure)
+    if '--diff' in options:
+        for task, lines in diff_lines(output).items():
+            say('   --diff of "%s":' % task)
+            for line in lines:
+                say('      %s' % line)
+        say('   the plan file (%s):' % os.path.relpath(plan_file, lab.base))
     plan, lines = plan_lines(plan_file)
     for line in lines:
         say(line)
@@ -335,8 +352,8 @@ def main():
             status, tls, got = deliveries['beta.example']
             if status != 'sent' or 'Verified TLS connection established' not in tls or not got:
                 raise SystemExit('beta.example: not delivered over verified TLS: %s %s' % (status, tls))
-            told.append('beta.example (enforce): mail from the Postfix the role configured went over verified TLS (%s)'
-                        % tls.split(': ', 1)[-1].split(' with ', 1)[0])
+            told.append("beta.example (enforce): mail from the Postfix the role configured went over verified TLS; "
+                        "Postfix logged '%s'" % tls.split(': ', 1)[-1].split(' with ', 1)[0])
             told.append('the testing domains got theirs as well, gamma.example over untrusted TLS: testing refuses '
                         'nothing, the TLS-RPT reports show it (%s)' % ', '.join(
                             '%s %s' % (d, deliveries[d][0]) for d in ('alpha.example', 'gamma.example')))

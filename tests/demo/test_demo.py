@@ -111,6 +111,11 @@ def test_the_changed_policy_is_planned_then_converged(demo):
     assert applied[0][0] == first[0][1] != applied[0][1]
     assert 'alpha.example  would publish after verification' in '\n'.join(steps[6])
     assert 'alpha.example  applied' in '\n'.join(steps[7])
+    # --check --diff shows the policy host's file and the record changing, from the live id to the new one.
+    plan_text = '\n'.join(steps[6])
+    role_diff = plan_text.split('--diff of "mailsec.mta_sts.policy_host : ', 1)[1].split('--diff of', 1)[0]
+    assert '+max_age: 604800' in role_diff and '-max_age: 86400' in role_diff, plan_text
+    assert '-"v=STSv1; id=%s;"' % first[0][1] in plan_text and '+"v=STSv1; id=%s;"' % applied[0][1] in plan_text
     # The policy file's diff in the plan, and the state file's record of both of alpha's policies.
     assert '| +max_age: 604800' in '\n'.join(steps[6]) and '| +mx: *.backup.alpha.example' in '\n'.join(steps[6])
     assert re.search(r'state file: alpha\.example: testing max_age 86400 live since \S+Z, '
