@@ -103,16 +103,6 @@ def test_refusals_write_nothing(provider, domain, workdir):
     assert provider.writes() == 1
 
 
-@pytest.fixture(scope='module')
-def policy_web(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp('delegation-web'))
-    web = PolicyWeb(workdir, '127.0.0.1', 443)
-    web.ca_path = os.path.join(workdir, 'lab-ca.pem')
-    web.ca.write_bundle(web.ca_path)
-    yield web
-    web.stop()
-
-
 def test_validate_follows_both_cnames_to_the_hoster(rfc2136, knot, policy_web, domain, workdir):
     # The hoster's one policy host serves every customer's policy under the customer's name.
     policy_web.serve('mta-sts.' + domain, render_policy(POLICY))
