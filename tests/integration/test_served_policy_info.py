@@ -7,9 +7,11 @@ address, named by the NS glue) has both. ``down.example``'s policy host resolves
 where nothing listens.
 """
 
+import json
 import os
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -190,3 +192,41 @@ def test_bad_input_fails_naming_the_field_before_any_fetch(lab, domains, options
     assert message in run.result['msg'], run.result['msg']
     time.sleep(0.2)
     assert len(lab.new_web.requests()) == before
+
+
+def test_drift_reports_through_ansible_playbook(lab, tmp_path):
+    """The drift check as a playbook runs it: one lookup call, the three reports written, the failures listed."""
+    lab.resolver.add_records('multi.example', ['_mta-sts.multi.example. 300 IN TXT "v=STSv1; id=%s;"' % policy_id(NEW),
+                                               '_smtp._tls.multi.example. 300 IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@multi.example"'])
+    items = [{'domain': 'multi.example', 'policy': NEW, 'rua': ['mailto:tlsrpt@multi.example']},
+             {'domain': 'down.example', 'policy': NEW, 'rua': ['mailto:tlsrpt@down.example']}]
+    report_dir = str(tmp_path)
+    run = run_playbook([
+        {'ansible.builtin.set_fact': {'drift': "{{ query('mailsec.mta_sts.validate', *items, nameservers=nameservers, "
+                                               "ca_path=ca_path, timeout=3) }}"}},
+    ] + [
+        {'ansible.builtin.copy': {'content': "{{ drift | mailsec.mta_sts.drift_report('%s') }}" % output_format,
+                                  'dest': os.path.join(report_dir, name), 'mode': '0644'}}
+        for output_format, name in (('json', 'drift.json'), ('junit', 'drift.junit.xml'), ('markdown', 'drift.md'))
+    ] + [
+        {'ansible.builtin.set_fact': {'failures': '{{ drift | mailsec.mta_sts.drift_failures }}',
+                                      # No certificate of the lab has 100 days left.
+                                      'strict': '{{ drift | mailsec.mta_sts.drift_failures(expiry_days=100) }}'}},
+    ], play_vars={'items': items, 'nameservers': lab.nameservers, 'ca_path': lab.ca_path}, workdir=str(tmp_path))
+    assert run.returncode == 0, run
+    with open(os.path.join(report_dir, 'drift.json')) as handle:
+        report = json.load(handle)
+    multi, down = report['domains']
+    assert multi['passed'] is True and multi['in_sync'] is True
+    # The policy host's certificate, as nginx presented it: 90 days from the lab CA.
+    assert multi['certificates'][0]['host'] == HOST and multi['certificate_days_left'] in (89, 90)
+    assert down['passed'] is False and [check['check'] for check in down['checks'] if not check['passed']] == ['record', 'policy', 'in_sync']
+    root = ET.parse(os.path.join(report_dir, 'drift.junit.xml')).getroot()
+    assert len(root.findall('testsuite/testcase')) == 10 and root.get('failures') == '3'
+    with open(os.path.join(report_dir, 'drift.md')) as handle:
+        markdown = handle.read()
+    assert '| multi.example | pass | enforce | yes | ' in markdown and '| down.example | **fail** | - | **no**: ' in markdown
+    facts = run.results[-1]['ansible_facts']
+    assert list(dict.fromkeys(sentence.split(':')[0] for sentence in facts['failures'])) == [
+        'down.example [record]', 'down.example [policy]', 'down.example [in_sync]']
+    assert 'multi.example [certificates]: the certificate of %s expires at ' % HOST in ' '.join(facts['strict'])
