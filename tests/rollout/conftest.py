@@ -55,6 +55,8 @@ def base_domains():
         # Goes live; later a second policy-host address that serves stale bytes joins it (test_site).
         {'domain': 'stale.test', 'policy': policy('stale.test'),
          'host_record': {'addresses': [POLICY_HOST]}},
+        {'domain': 'cust.test', 'policy': policy('cust.test'),
+         'delegation': {'sts_target': 'cust.test._mta-sts.hoster.test', 'policy_host': 'mta-sts.hoster.test'}},
     ]
 
 
@@ -69,6 +71,10 @@ ZONES = {
     'uncov.test': ['uncov.test. 300 IN MX 10 mx1.uncov.test.', 'uncov.test. 300 IN MX 20 mx2.uncov.test.',
                    'mx1.uncov.test. 300 IN A %s' % MX_UNCOVERED, 'mx2.uncov.test. 300 IN A %s' % MX_UNCOVERED],
     'old.test': ['old.test. 300 IN MX 10 mx1.old.test.', 'mx1.old.test. 300 IN A %s' % MX_GOOD],
+    # A customer domain delegated to its hosting provider (RFC 8461 8.2): the TXT and the policy host are
+    # hoster.test's.
+    'cust.test': ['cust.test. 300 IN MX 10 mx1.cust.test.', 'mx1.cust.test. 300 IN A %s' % MX_GOOD],
+    'hoster.test': ['mta-sts.hoster.test. 300 IN A %s' % POLICY_HOST],
 }
 STALE_POLICY = 'version: STSv1\r\nmode: testing\r\nmx: mx1.stale.test\r\nmax_age: 3600\r\n'
 
@@ -98,7 +104,7 @@ class RolloutLab:
         self.stale.serve('mta-sts.stale.test', STALE_POLICY).cert('mta-sts.stale.test')
         self.stale.apply()
         self.mail.add_mx(MX_GOOD, name='mx1.beta.test', names=['mx1.alpha.test', 'mx1.beta.test', 'mx1.stale.test',
-                                                             'mx1.old.test'])
+                                                             'mx1.old.test', 'mx1.cust.test'])
         self.mail.add_mx(MX_BAD_CERT, kind='wrong_name', name='mx1.gamma.test')
         self.mail.add_mx(MX_UNCOVERED, name='mx1.uncov.test')
         self.mail.start()

@@ -52,18 +52,24 @@ def test_first_rollout_serves_verifies_and_publishes_every_domain(lab, inventory
     assert first_run.returncode == 0, first_run
     for item in inventory.domains:
         domain = item['domain']
-        assert lab.knot.query('mta-sts.%s.' % domain, 'A') == [POLICY_HOST]
         answer = served(lab, domain)
         assert answer.status == 200 and answer.body.decode() == render(item['policy'])
+        if 'delegation' in item:
+            continue
+        assert lab.knot.query('mta-sts.%s.' % domain, 'A') == [POLICY_HOST]
         assert sts_id(lab, domain) == policy_id(item['policy'])
+    # The delegated customer (RFC 8461 8.2): two CNAMEs in its zone, the TXT in the provider's.
+    assert lab.knot.query('_mta-sts.cust.test.', 'CNAME') == ['cust.test._mta-sts.hoster.test.']
+    assert lab.knot.query('mta-sts.cust.test.', 'CNAME') == ['mta-sts.hoster.test.']
+    assert txt(lab, 'cust.test._mta-sts.hoster.test.') == ['v=STSv1; id=%s;' % policy_id(policy('cust.test'))]
     assert txt(lab, '_smtp._tls.alpha.test.') == ['v=TLSRPTv1; rua=mailto:tlsrpt@alpha.test']
     state = inventory.state()
-    assert sorted(state['domains']) == ['alpha.test', 'beta.test', 'stale.test']
+    assert sorted(state['domains']) == ['alpha.test', 'beta.test', 'cust.test', 'stale.test']
     assert [entry['id'] for entry in state['domains']['beta.test']['history']] == [policy_id(policy('beta.test', 'enforce', 604800))]
     plan = inventory.plan()
     assert plan['check_mode'] is False
     assert {item['domain']: item['status'] for item in plan['domains']} == dict.fromkeys(
-        ['alpha.test', 'beta.test', 'stale.test'], 'applied')
+        ['alpha.test', 'beta.test', 'cust.test', 'stale.test'], 'applied')
     # beta.test went to enforce on positive evidence: its MX covered and its probe passed.
     gate = plan_domain(plan, 'beta.test')['gates']['enforce']
     assert gate['verdict'] == 'pass', gate
@@ -220,8 +226,8 @@ def test_drift_is_clean_on_a_converged_inventory(lab, inventory):
     texts = report_files(inventory)
     report = json.loads(texts['drift.json'])
     assert report['passed'] is True, report
-    assert sorted(domain['domain'] for domain in report['domains']) == ['alpha.test', 'beta.test', 'stale.test']
-    assert texts['drift.junit.xml'].count('<testcase') == 3 * 5 and '<failure' not in texts['drift.junit.xml']
+    assert sorted(domain['domain'] for domain in report['domains']) == ['alpha.test', 'beta.test', 'cust.test', 'stale.test']
+    assert texts['drift.junit.xml'].count('<testcase') == 4 * 5 and '<failure' not in texts['drift.junit.xml']
     assert '| alpha.test |' in texts['drift.md'].replace('`', '')
     # The short table is printed.
     assert 'alpha.test' in task_results(run, 'Show the short table')[-1]['msg'][1]
