@@ -6,7 +6,7 @@ step, mta_sts_host_record, reads once per zone the same way, so managing them ad
 
 moto serves no DNS. The verification (policy_info before and after, served_policy_info) reads every record
 from a Knot mirror: a Knot on 127.0.0.54:53 that holds the same _mta-sts and _smtp._tls records as moto (the
-test writes both), the MX records and the policy hosts' names, as Route 53's own nameservers would answer.
+test writes both, with the record modules' TTL), the MX records and the policy hosts' names, as Route 53's own nameservers would answer.
 So every request the proxy counts comes from the publishing steps, and the count is of the whole run.
 """
 
