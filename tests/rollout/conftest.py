@@ -144,15 +144,18 @@ class RolloutLab:
             'mta_sts_domains': domains,
         }
 
-    def policy_host_vars(self):
+    def policy_host_vars(self, nginx=None, certificate=None, data='data'):
+        """The policy_host role's variables for ``nginx`` (the lab's own by default) at its address."""
+        nginx = nginx or self.nginx
+        certificate = certificate or self.certificate
         return {
-            'policy_host_certificate': self.certificate[0],
-            'policy_host_private_key': self.certificate[1],
-            'policy_host_data_dir': self.path('data'),
-            'policy_host_config_path': self.nginx.drop_in_path,
-            'policy_host_config_test_command': self.nginx.test_command,
-            'policy_host_reload_command': [self.nginx.reload_script],
-            'policy_host_listen_addresses': [POLICY_HOST],
+            'policy_host_certificate': certificate[0],
+            'policy_host_private_key': certificate[1],
+            'policy_host_data_dir': self.path(data),
+            'policy_host_config_path': nginx.drop_in_path,
+            'policy_host_config_test_command': nginx.test_command,
+            'policy_host_reload_command': [nginx.reload_script],
+            'policy_host_listen_addresses': [nginx.address],
             'policy_host_http_port': 0,
             'policy_host_nginx_user': WORKER_USER,
         }

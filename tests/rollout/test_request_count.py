@@ -78,13 +78,7 @@ def count_inventory(lab, count_lab):
                            'interval': 1},
     }
     inventory.write()
-    certificate = lab.policy_host_certificate('count', DOMAINS)
-    host_vars = dict(lab.policy_host_vars(), policy_host_data_dir=lab.path('data-count'),
-                     policy_host_config_path=count_lab['nginx'].drop_in_path,
-                     policy_host_config_test_command=count_lab['nginx'].test_command,
-                     policy_host_reload_command=[count_lab['nginx'].reload_script],
-                     policy_host_listen_addresses=[POLICY_HOST],
-                     policy_host_certificate=certificate[0], policy_host_private_key=certificate[1])
+    host_vars = lab.policy_host_vars(count_lab['nginx'], lab.policy_host_certificate('count', DOMAINS), 'data-count')
     with open(inventory.path('host_vars', 'localhost.yml'), 'w') as handle:
         yaml.safe_dump(host_vars, handle)
     return inventory
