@@ -22,8 +22,8 @@ SECRET = 'S3CR3T-tsig-key-never-in-a-report'
 EXPECT = {'policy': POLICY_DICT, 'rua': [RUA]}
 
 
-def result(domain='example.com', expect=EXPECT, **facts):
-    return evaluate(dict(make_facts(**facts), domain=domain), expect, NOW)
+def result(domain='example.com', expect='default', **facts):
+    return evaluate(dict(make_facts(**facts), domain=domain), EXPECT if expect == 'default' else expect, NOW)
 
 
 def fleet():

@@ -12,8 +12,8 @@ NEW_TEXT = render_policy(NEW)
 OLD_TEXT = render_policy(dict(NEW, mode='testing'))
 
 
-def expected(policy=NEW, addresses=None):
-    [parsed] = _served.parse_domains([{'domain': 'Example.COM.', 'policy': policy, 'addresses': addresses}])
+def expected(policy=None, addresses=None):
+    [parsed] = _served.parse_domains([{'domain': 'Example.COM.', 'policy': policy or NEW, 'addresses': addresses}])
     return parsed
 
 
