@@ -38,8 +38,9 @@ def hosts(example):
 
 @pytest.mark.parametrize('example', EXAMPLES)
 def test_example_inventory_passes_the_syntax_check_and_the_inventory_checks(example):
-    checked = run(['-i', hosts(example), '--syntax-check']
-                  + [os.path.join(PLAYBOOKS, playbook) for playbook in ('site.yml', 'drift.yml', 'retire.yml')])
+    # By their names in the collection, as docs/gitops.md runs them.
+    checked = run(['-i', hosts(example), '--syntax-check', 'mailsec.mta_sts.site', 'mailsec.mta_sts.drift',
+                   'mailsec.mta_sts.retire'])
     assert checked.returncode == 0, checked
     checked = check_only(hosts(example))
     assert checked.returncode == 0, checked
