@@ -235,10 +235,16 @@ class _Question(object):
             sock = self.sockets.get(server)
             if sock is None:
                 sock = socket.socket(socket.AF_INET6 if ':' in server[0] else socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    sock.setblocking(False)
+                    sock.connect(server)
+                    selector.register(sock, selectors.EVENT_READ, (self, server))
+                except OSError:
+                    # Kept only once registered: close() unregisters every kept socket (an unreachable
+                    # network fails connect(), and must stay a failure of this server, not a KeyError).
+                    sock.close()
+                    raise
                 self.sockets[server] = sock
-                sock.setblocking(False)
-                sock.connect(server)
-                selector.register(sock, selectors.EVENT_READ, (self, server))
             sock.send(self.wire)
         except OSError as exc:
             self._fail(server, _failure_text(exc), now)
