@@ -187,6 +187,30 @@ def test_an_override_with_a_reason_goes_to_enforce_and_says_why(lab, inventory):
     assert entry['gates']['enforce']['verdict'] == 'override'
 
 
+def test_enforce_is_refused_when_the_reports_are_a_source_and_give_no_evidence(lab, inventory):
+    alpha = inventory.domain('alpha.test')
+    live_policy, live_id = alpha['policy'], sts_id(lab, 'alpha.test')
+    alpha['policy'] = policy('alpha.test', 'enforce', 604800)
+    os.makedirs(inventory.path('reports'), exist_ok=True)
+    inventory.extra = {'mta_sts_tlsrpt_source': {'paths': [inventory.path('reports')]}}
+    inventory.write()
+    try:
+        run = inventory.run('site.yml')
+    finally:
+        alpha['policy'] = live_policy
+        inventory.extra = {}
+        inventory.write()
+    assert run.returncode != 0, run
+    failure = task_results(run, 'Fail, naming each domain that was held back and why (the others are converged)')[-1]['msg']
+    assert 'alpha.test: enforce gate refused' in failure, failure
+    checks = plan_domain(inventory.plan(), 'alpha.test')['gates']['enforce']['checks']
+    assert [check['passed'] for check in checks if check['check'] == 'tlsrpt'] == [False], checks
+    # Its MX host is good: only the missing report evidence held it back, and it keeps what is live.
+    assert all(check['passed'] for check in checks if check['check'] != 'tlsrpt'), checks
+    assert sts_id(lab, 'alpha.test') == live_id
+    assert served(lab, 'alpha.test').body.decode() == render(live_policy)
+
+
 def test_bad_inventory_fails_before_any_change_naming_domain_and_field(lab, inventory):
     serial = lab.knot.query('alpha.test.', 'SOA')
     original = copy.deepcopy(inventory.domains)
