@@ -187,6 +187,32 @@ def test_an_override_with_a_reason_goes_to_enforce_and_says_why(lab, inventory):
     assert entry['gates']['enforce']['verdict'] == 'override'
 
 
+def test_mx_changes_in_enforce_mode_widen_first_and_never_strand_a_live_mx(lab, inventory):
+    gamma = inventory.domain('gamma.test')
+    widened = policy('gamma.test', 'enforce', 604800, mx=['mx1.gamma.test', 'mx2.gamma.test'])
+    gamma['policy'] = widened
+    inventory.write()
+    run = inventory.run('site.yml')
+    assert run.returncode == 0, run
+    assert sts_id(lab, 'gamma.test') == policy_id(widened)
+    said = task_results(run, 'Show each MX change and when the MX may move (RFC 8461 section 8)')[-1]['results']
+    assert [result['msg'].split(':')[:2] for result in said] == [['gamma.test', ' widen']], said
+    assert 'may move' in said[0]['msg'], said
+    # Dropping the pattern its live MX host still uses is refused; gamma.test keeps the widened policy.
+    gamma['policy'] = policy('gamma.test', 'enforce', 604800, mx=['mx2.gamma.test'])
+    inventory.write()
+    try:
+        run = inventory.run('site.yml')
+    finally:
+        gamma['policy'] = widened
+        inventory.write()
+    assert run.returncode != 0, run
+    failure = task_results(run, 'Fail, naming each domain that was held back and why (the others are converged)')[-1]['msg']
+    assert 'gamma.test: MX change refused' in failure and 'live MX mx1.gamma.test still uses mx1.gamma.test' in failure, failure
+    assert sts_id(lab, 'gamma.test') == policy_id(widened)
+    assert served(lab, 'gamma.test').body.decode() == render(widened)
+
+
 def test_enforce_is_refused_when_the_reports_are_a_source_and_give_no_evidence(lab, inventory):
     alpha = inventory.domain('alpha.test')
     live_policy, live_id = alpha['policy'], sts_id(lab, 'alpha.test')
