@@ -70,7 +70,6 @@ ZONES = {
     # A second MX host its policy does not name: the enforce gate must refuse.
     'uncov.test': ['uncov.test. 300 IN MX 10 mx1.uncov.test.', 'uncov.test. 300 IN MX 20 mx2.uncov.test.',
                    'mx1.uncov.test. 300 IN A %s' % MX_UNCOVERED, 'mx2.uncov.test. 300 IN A %s' % MX_UNCOVERED],
-    'old.test': ['old.test. 300 IN MX 10 mx1.old.test.', 'mx1.old.test. 300 IN A %s' % MX_GOOD],
     # A customer domain delegated to its hosting provider (RFC 8461 8.2): the TXT and the policy host are
     # hoster.test's.
     'cust.test': ['cust.test. 300 IN MX 10 mx1.cust.test.', 'mx1.cust.test. 300 IN A %s' % MX_GOOD],
@@ -103,8 +102,8 @@ class RolloutLab:
         self.nginx.start()
         self.stale.serve('mta-sts.stale.test', STALE_POLICY).cert('mta-sts.stale.test')
         self.stale.apply()
-        self.mail.add_mx(MX_GOOD, name='mx1.beta.test', names=['mx1.alpha.test', 'mx1.beta.test', 'mx1.stale.test',
-                                                             'mx1.old.test', 'mx1.cust.test'])
+        self.mail.add_mx(MX_GOOD, name='mx1.beta.test',
+                         names=['mx1.alpha.test', 'mx1.beta.test', 'mx1.stale.test', 'mx1.cust.test'])
         self.mail.add_mx(MX_BAD_CERT, kind='wrong_name', name='mx1.gamma.test')
         self.mail.add_mx(MX_UNCOVERED, name='mx1.uncov.test')
         self.mail.start()
