@@ -30,6 +30,9 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_summary im
 STATE_VERSION = 1
 PLAN_VERSION = 1
 ENTRY_KEYS = ('id', 'mode', 'max_age', 'mx', 'live_since')
+# The exact text served behind the id: without it a policy given as text (or with extensions) could not be served
+# again byte for byte while a refused change holds the domain on its live policy.
+OPTIONAL_ENTRY_KEYS = ('policy',)
 # What retire.yml publishes: mode none only has to outlive the senders' next look at the TXT id.
 RETIRE_MAX_AGE = 86400
 LIVE_SINCE_RULE = 'must be an RFC 3339 date-time such as 2026-12-01T10:00:00Z'
@@ -48,8 +51,8 @@ def _entry(value, where):
     if not isinstance(value, Mapping):
         raise ValidationError(where, value, 'must be a mapping with the keys %s' % ', '.join(ENTRY_KEYS))
     for key in value:
-        if key not in ENTRY_KEYS:
-            raise ValidationError(where, key, 'unknown key; allowed: %s' % ', '.join(ENTRY_KEYS))
+        if key not in ENTRY_KEYS + OPTIONAL_ENTRY_KEYS:
+            raise ValidationError(where, key, 'unknown key; allowed: %s' % ', '.join(ENTRY_KEYS + OPTIONAL_ENTRY_KEYS))
     for key in ENTRY_KEYS:
         if key not in value:
             raise ValidationError(where, key, 'required key is missing')
@@ -70,8 +73,20 @@ def _entry(value, where):
         max_age = _check_max_age(value['max_age'])
     except ValidationError as exc:
         raise ValidationError(where + '.max_age', value['max_age'], exc.rule)
-    return {'id': validate_id(value['id'], where + '.id'), 'mode': mode, 'max_age': max_age, 'mx': mx,
-            'live_since': format_utc(moment)}
+    entry = {'id': validate_id(value['id'], where + '.id'), 'mode': mode, 'max_age': max_age, 'mx': mx,
+             'live_since': format_utc(moment)}
+    if value.get('policy') is not None:
+        text = value['policy']
+        if not isinstance(text, str):
+            raise ValidationError(where + '.policy', text, 'must be the policy text served behind the id')
+        try:
+            parsed = parse_policy(text)
+        except ValidationError as exc:
+            raise ValidationError(where + '.policy', exc.value, exc.rule)
+        if (parsed['mode'], parsed['max_age'], parsed['mx']) != (mode, max_age, mx):
+            raise ValidationError(where + '.policy', text, 'must say the mode, max_age and mx of its entry')
+        entry['policy'] = text
+    return entry
 
 
 def load_state(state, field='state'):
@@ -165,7 +180,7 @@ def update_state(state, published, now):
             raise ValidationError('now', format_utc(moment), 'must not be before the newest live_since of %s (%s)'
                                   % (domain, history[-1]['live_since']))
         history.append({'id': new_id, 'mode': parsed['mode'], 'max_age': parsed['max_age'], 'mx': parsed['mx'],
-                        'live_since': format_utc(moment)})
+                        'live_since': format_utc(moment), 'policy': text})
     return checked
 
 

@@ -88,8 +88,10 @@ def test_rollout_filters_in_a_playbook(tmp_path):
     assert [results[name]['changed'] for name in ('first rollout', 'enforce went live', 'same id again')] == [True, True, False]
     state = json.loads(state_file.read_text())
     assert state == {'version': 1, 'domains': {'alpha.example': {'history': [
-        {'id': policy_id(TESTING), 'mode': 'testing', 'max_age': 86400, 'mx': ['mx1.alpha.example'], 'live_since': T1},
-        {'id': policy_id(ENFORCE), 'mode': 'enforce', 'max_age': 604800, 'mx': ['mx1.alpha.example'], 'live_since': T2}]}}}
+        {'id': policy_id(TESTING), 'mode': 'testing', 'max_age': 86400, 'mx': ['mx1.alpha.example'], 'live_since': T1,
+         'policy': render_policy(TESTING)},
+        {'id': policy_id(ENFORCE), 'mode': 'enforce', 'max_age': 604800, 'mx': ['mx1.alpha.example'], 'live_since': T2,
+         'policy': render_policy(ENFORCE)}]}}}
 
     gates = results['gates']['ansible_facts']
     assert (gates['refused']['verdict'], gates['refused']['allowed']) == ('refused', False)

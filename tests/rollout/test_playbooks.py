@@ -189,7 +189,9 @@ def test_an_override_with_a_reason_goes_to_enforce_and_says_why(lab, inventory):
 
 def test_mx_changes_in_enforce_mode_widen_first_and_never_strand_a_live_mx(lab, inventory):
     gamma = inventory.domain('gamma.test')
-    widened = policy('gamma.test', 'enforce', 604800, mx=['mx1.gamma.test', 'mx2.gamma.test'])
+    # Kept as text, with LF line ends and an extension: a refused change must hold these exact bytes, not a rebuild.
+    widened = ('version: STSv1\nmode: enforce\nmx: mx1.gamma.test\nmx: mx2.gamma.test\nmax_age: 604800\n'
+               'x-rollout-ticket: cab-123\n')
     gamma['policy'] = widened
     inventory.write()
     run = inventory.run('site.yml')
@@ -210,7 +212,7 @@ def test_mx_changes_in_enforce_mode_widen_first_and_never_strand_a_live_mx(lab, 
     failure = task_results(run, 'Fail, naming each domain that was held back and why (the others are converged)')[-1]['msg']
     assert 'gamma.test: MX change refused' in failure and 'live MX mx1.gamma.test still uses mx1.gamma.test' in failure, failure
     assert sts_id(lab, 'gamma.test') == policy_id(widened)
-    assert served(lab, 'gamma.test').body.decode() == render(widened)
+    assert served(lab, 'gamma.test').body.decode() == widened
 
 
 def test_enforce_is_refused_when_the_reports_are_a_source_and_give_no_evidence(lab, inventory):

@@ -31,6 +31,11 @@ def entry(policy, live_since):
             'live_since': live_since}
 
 
+def published_entry(policy, live_since):
+    """An entry as update_state writes it: with the exact text served behind the id."""
+    return dict(entry(policy, live_since), policy=render_policy(policy))
+
+
 def state_of(*entries, domain='example.com'):
     return {'version': 1, 'domains': {domain: {'history': list(entries)}}}
 
@@ -55,14 +60,14 @@ def probe(host, **facts):
 def test_first_rollout_creates_the_state():
     for empty in (None, {}, '', '  '):
         state = update_state(empty, [item(TESTING)], NOW)
-        assert state == state_of(entry(TESTING, NOW))
+        assert state == state_of(published_entry(TESTING, NOW))
 
 
 def test_same_id_adds_nothing_and_a_new_id_appends():
     state = state_of(entry(TESTING, '2026-11-01T00:00:00Z'))
     assert update_state(state, [item(TESTING)], NOW) == state
     after = update_state(state, [item(ENFORCE)], NOW)
-    assert after['domains']['example.com']['history'] == [entry(TESTING, '2026-11-01T00:00:00Z'), entry(ENFORCE, NOW)]
+    assert after['domains']['example.com']['history'] == [entry(TESTING, '2026-11-01T00:00:00Z'), published_entry(ENFORCE, NOW)]
     # The input is not changed: the playbook writes what the filter returns.
     assert len(state['domains']['example.com']['history']) == 1
 
@@ -74,7 +79,7 @@ def test_update_takes_record_module_results_and_skips_absent():
         {'domain': 'gone.example', 'state': 'absent', 'changed': True}]}
     state = update_state({}, registered, NOW)
     assert list(state['domains']) == ['example.com']
-    assert live_policy(state, 'example.com') == entry(ENFORCE, NOW)
+    assert live_policy(state, 'example.com') == published_entry(ENFORCE, NOW)
     assert live_policy(state, 'other.example') is None
 
 
@@ -82,6 +87,8 @@ def test_update_keeps_policy_text_bytes_for_the_id():
     text = 'version: STSv1\nmode: testing\nmx: mx1.example.com\nmax_age: 86400\n'
     state = update_state({}, [item(text)], NOW)
     assert live_policy(state, 'example.com')['id'] == policy_id(text) != policy_id(TESTING)
+    # Kept as served, so a refused change can hold the domain on exactly these bytes.
+    assert live_policy(state, 'example.com')['policy'] == text
 
 
 def test_update_refuses_a_clock_before_the_newest_entry_and_duplicates():
@@ -109,6 +116,10 @@ def test_update_refuses_a_clock_before_the_newest_entry_and_duplicates():
      'state.domains["a.example"].history[1].id', 'letters or digits'),
     (lambda s: s['domains']['a.example']['history'][1].update(note='x'),
      'state.domains["a.example"].history[1]', 'unknown key'),
+    (lambda s: s['domains']['a.example']['history'][1].update(policy='version: STSv1\nmode: none\nmax_age: 60\n'),
+     'state.domains["a.example"].history[1].policy', 'must say the mode, max_age and mx of its entry'),
+    (lambda s: s['domains']['a.example']['history'][1].update(policy='mode: bogus\n'),
+     'state.domains["a.example"].history[1].policy', ''),
     (lambda s: s['domains']['a.example']['history'][1].pop('mx'),
      'state.domains["a.example"].history[1]', 'required key'),
     (lambda s: s['domains'].update({'A.example': s['domains']['a.example']}),
