@@ -328,9 +328,9 @@ def main():
     try:
         with contextlib.ExitStack() as stack:
             lab = Lab(base)
+            mx_hosts = ', '.join('%s (%s)' % (address, kind) for address, kind in MX.values())
             say('== 1. The lab (a network namespace of its own): Knot on %s:53 (also the resolver), nginx on %s:443, '
-                'a sending Postfix on %s:2525, MX hosts %s' % (LOOPBACK, LOOPBACK, LOOPBACK,
-                                                              ', '.join('%s (%s)' % (a, k) for a, k in MX.values())))
+                'a sending Postfix on %s:2525, MX hosts %s' % (LOOPBACK, LOOPBACK, LOOPBACK, mx_hosts))
             say('   lab directory: %s' % base)
             lab.start(stack)
             say('   TLS-RPT reports: %d files in %s' % (len(os.listdir(lab.path('reports'))), lab.path('reports')))

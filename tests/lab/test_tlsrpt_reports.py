@@ -14,7 +14,7 @@ GOOD = {'domain': 'good.example', 'policy': {'mode': 'testing', 'mx': ['mx1.good
         'successful': 300}
 BAD = {'domain': 'bad.example', 'policy': {'mode': 'testing', 'mx': ['mx1.bad.example'], 'max_age': 86400},
        'successful': 300, 'failures': [{'result-type': 'certificate-not-trusted', 'receiving-mx-hostname': 'mx1.bad.example',
-                                         'receiving-ip': '127.0.0.23', 'failed-session-count': 40}]}
+                                        'receiving-ip': '127.0.0.23', 'failed-session-count': 40}]}
 
 
 def reports(tmp_path, days=14):

@@ -69,7 +69,8 @@ def test_items_inherit_task_values_unless_they_have_their_own():
 @pytest.mark.parametrize('options, message', [
     (dict(domains=[]), "domains []: give at least one domain"),
     (dict(domains=['a.example', 'A.example.'], id='x'), "domains[1].domain 'a.example': listed more than once"),
-    (dict(domains=[{'domain': 'a.example', 'mode': 'x'}], id='x'), "domains[0].mode 'x': unknown key; allowed: domain, state, id, policy, delegate_to, record_name"),
+    (dict(domains=[{'domain': 'a.example', 'mode': 'x'}], id='x'),
+     "domains[0].mode 'x': unknown key; allowed: domain, state, id, policy, delegate_to, record_name"),
     (dict(domains=[{'domain': 'a.example', 'state': 'gone'}], id='x'), "domains[0].state 'gone': must be present or absent"),
     (dict(domain='a.example'), "id None: id or policy is required with state=present"),
     (dict(domain='a.example', policy=['mode']), "policy ['mode']: must be a dict or the policy text"),
