@@ -136,8 +136,9 @@ class RolloutLab:
             'mta_sts_policy_hosts': 'policy_hosts',
             'mta_sts_probe_host': 'localhost',
             'mta_sts_state_file': os.path.join(inventory_dir, 'mta-sts-state.json'),
-            'mta_sts_plan_file': os.path.join(inventory_dir, 'out', 'plan.json'),
-            'mta_sts_report_dir': os.path.join(inventory_dir, 'out'),
+            'mta_sts_plan_file': os.path.join(inventory_dir, 'out', 'plan', 'plan.json'),
+            # Not made beforehand: drift.yml makes it, as in a fresh CI job's workspace.
+            'mta_sts_report_dir': os.path.join(inventory_dir, 'out', 'drift'),
             'mta_sts_verify': {'nameservers': [DNS], 'ca_path': self.ca_path, 'timeout': 5, 'wait_timeout': 3,
                                'interval': 1},
             'mta_sts_domains': domains,
@@ -166,7 +167,6 @@ class Inventory:
     def __init__(self, lab, domains=None):
         self.lab = lab
         self.dir = tempfile.mkdtemp(prefix='inventory-', dir=lab.base)
-        os.makedirs(os.path.join(self.dir, 'out'))
         self.domains = copy.deepcopy(domains if domains is not None else base_domains())
         self.extra = {}
         self.write()
@@ -217,7 +217,7 @@ class Inventory:
             json.dump(state, handle)
 
     def plan(self):
-        with open(self.path('out', 'plan.json')) as handle:
+        with open(self.path('out', 'plan', 'plan.json')) as handle:
             return json.load(handle)
 
 

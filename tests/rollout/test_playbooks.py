@@ -131,7 +131,7 @@ def test_check_diff_shows_the_plan_and_changes_nothing(lab, inventory):
     alpha['policy'] = wanted
     inventory.write()
     before = (sts_id(lab, 'alpha.test'), served(lab, 'alpha.test').body, inventory.state())
-    os.unlink(inventory.path('out', 'plan.json'))
+    os.unlink(inventory.path('out', 'plan', 'plan.json'))
     run = inventory.run('site.yml', check=True, diff=True)
     assert run.returncode == 0, run
     assert (sts_id(lab, 'alpha.test'), served(lab, 'alpha.test').body, inventory.state()) == before
@@ -265,7 +265,7 @@ def report_files(inventory):
     names = ('drift.json', 'drift.junit.xml', 'drift.md')
     texts = {}
     for name in names:
-        with open(inventory.path('out', name)) as handle:
+        with open(inventory.path('out', 'drift', name)) as handle:
             texts[name] = handle.read()
     return texts
 
