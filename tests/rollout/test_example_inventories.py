@@ -4,7 +4,6 @@ and the field. Nothing here needs a server."""
 
 import json
 import os
-import tempfile
 
 import pytest
 
@@ -14,8 +13,7 @@ from tests.rollout.conftest import ANSIBLE_PLAYBOOK, PLAYBOOKS
 EXAMPLES = ['rfc2136', 'route53', 'cloudflare', 'zonefile']
 
 
-def run(arguments, extra_vars=None):
-    workdir = tempfile.mkdtemp(prefix='inventory-check-')
+def run(arguments, workdir, extra_vars=None):
     results_file = os.path.join(workdir, 'results.json')
     command = [ANSIBLE_PLAYBOOK] + arguments
     if extra_vars:
@@ -23,13 +21,13 @@ def run(arguments, extra_vars=None):
     return run_command(command, playbook_env(results_file), results_file)
 
 
-def check_only(inventory, extra_vars=None):
+def check_only(inventory, workdir, extra_vars=None):
     """The inventory checks alone, as every playbook starts with them, against ``inventory``."""
-    play = os.path.join(tempfile.mkdtemp(prefix='check-play-'), 'check.yml')
+    play = os.path.join(workdir, 'check.yml')
     with open(play, 'w') as handle:
         handle.write('- hosts: localhost\n  gather_facts: false\n  tasks:\n'
                      '    - ansible.builtin.include_tasks: %s\n' % os.path.join(PLAYBOOKS, 'tasks', 'check_inventory.yml'))
-    return run(['-i', inventory, play], extra_vars)
+    return run(['-i', inventory, play], workdir, extra_vars)
 
 
 def hosts(example):
@@ -37,18 +35,18 @@ def hosts(example):
 
 
 @pytest.mark.parametrize('example', EXAMPLES)
-def test_example_inventory_passes_the_syntax_check_and_the_inventory_checks(example):
+def test_example_inventory_passes_the_syntax_check_and_the_inventory_checks(example, tmp_path):
     # By their names in the collection, as docs/gitops.md runs them.
     checked = run(['-i', hosts(example), '--syntax-check', 'mailsec.mta_sts.site', 'mailsec.mta_sts.drift',
-                   'mailsec.mta_sts.retire'])
+                   'mailsec.mta_sts.retire'], str(tmp_path))
     assert checked.returncode == 0, checked
-    checked = check_only(hosts(example))
+    checked = check_only(hosts(example), str(tmp_path))
     assert checked.returncode == 0, checked
     assert [result['_task'] for result in checked.results if result['_status'] == 'failed'] == []
 
 
-def test_a_broken_copy_fails_naming_the_domain_and_the_field():
-    checked = check_only(hosts('rfc2136'), {'mta_sts_domains': [
+def test_a_broken_copy_fails_naming_the_domain_and_the_field(tmp_path):
+    checked = check_only(hosts('rfc2136'), str(tmp_path), {'mta_sts_domains': [
         {'domain': 'example.com', 'policy': {'mode': 'enforce', 'mx': ['mx1.example.com'], 'max_age': 1209600}},
         {'domain': 'example.org', 'policy': {'mode': 'testing', 'mx': ['mx1.example.com'], 'max_age': 86400},
          'host_record': {'adresses': ['192.0.2.10']}},
