@@ -27,7 +27,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import day
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._findings import EXPIRY_WARNING_DAYS
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import format_utc
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_summary import _cell, _rate_cell, _table
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._markdown import cell as _cell, rate_cell as _rate_cell, table as _table
 
 CHECKS = ('record', 'policy', 'mx', 'certificates', 'in_sync')
 FORMATS = ('json', 'junit', 'markdown', 'text')

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import hostname_problem, strip_root
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._markdown import cell as _cell, rate_cell as _rate_cell, table as _table
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import parse_policy, policy_text
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt_report import format_utc as format_time, utc_datetime
 
@@ -579,29 +580,7 @@ def enforce_gate(summary, domain, policy, min_sessions=DEFAULT_MIN_SESSIONS, day
             'evidence': evidence, 'ignored_policies': ignored}
 
 
-# --- Markdown ---
-
-# Report values come from senders: every character that could start Markdown or HTML is escaped,
-# and white space runs (a newline would end the table row) become one space.
-_MARKDOWN_SPECIAL = re.compile(r'([\\`*_\[\]|~])')
-
-
-def _cell(value):
-    if value is None:
-        return '-'
-    text = re.sub(r'\s+', ' ', '%s' % value).strip()
-    text = text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
-    return _MARKDOWN_SPECIAL.sub(r'\\\1', text)
-
-
-def _rate_cell(rate):
-    return 'n/a' if rate is None else '%.2f %%' % rate
-
-
-def _table(header, alignment, rows):
-    lines = ['| ' + ' | '.join(header) + ' |', '| ' + ' | '.join(alignment) + ' |']
-    lines.extend('| ' + ' | '.join(row) + ' |' for row in rows)
-    return lines
+# --- Markdown (cells and tables: _markdown) ---
 
 
 def _by_count(counts):
