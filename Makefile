@@ -11,7 +11,7 @@ BUILD_REQUIREMENT := ansible-core>=2.16
 OLDEST_CORE_VENV := .build/venv-core-2.16
 OLDEST_CORE_REQUIREMENT := ansible-core>=2.16,<2.17
 
-.PHONY: deps test units integration postfix-tests reports-tests rollout-tests lint changelog-lint docs-lint docsite sanity sanity-oldest demo bench build clean
+.PHONY: deps test units integration postfix-tests dane-tests reports-tests rollout-tests lint changelog-lint docs-lint docsite sanity sanity-oldest demo bench build clean
 
 deps:
 	scripts/install-deps
@@ -47,6 +47,10 @@ integration: deps $(COLLECTION_LINK)
 # The Postfix tests take 127.0.0.1:25, :53 and :443: each run in a network namespace of its own.
 postfix-tests: deps $(COLLECTION_LINK)
 	scripts/lab-netns $(PYTHON) -m pytest tests/postfix
+
+# The DANE tests (issue 12): the same DNSSEC lab on 127.0.0.1:53 and MX hosts on port 25, the same namespace.
+dane-tests: deps $(COLLECTION_LINK)
+	scripts/lab-netns $(PYTHON) -m pytest tests/dane
 
 # The TLS-RPT report tests: their Dovecot takes 127.0.0.1:993, so the same namespace.
 reports-tests: deps $(COLLECTION_LINK)
