@@ -31,8 +31,12 @@ class PlaybookRun:
 
 
 def run_playbook(tasks, check=False, diff=False, verbosity=0, env=None, workdir=None, python=None, play_vars=None):
-    """Run ``tasks`` on localhost with a fresh ansible-playbook process."""
-    workdir = workdir or tempfile.mkdtemp(prefix='play-')
+    """Run ``tasks`` on localhost with a fresh ansible-playbook process.
+
+    The play and its results file go in ``workdir``, or in a temporary directory removed after the run."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix='play-') as scratch:
+            return run_playbook(tasks, check, diff, verbosity, env, scratch, python, play_vars)
     play = [{
         'hosts': 'localhost',
         'gather_facts': False,
