@@ -43,6 +43,8 @@ USER_AGENT = 'mailsec.mta_sts validator'
 RETRY_FIRST = 0.2      # seconds before the first retransmission; doubles after each
 RETRY_MAX = 1.0        # longest wait between two sends of one question
 EDNS_PAYLOAD = 1232    # the DNS flag day's size: big TXT answers without TCP, no IP fragments
+# The format argument of the certificate objects of ssl's private chain API (see served_chain).
+_DER = getattr(getattr(ssl, '_ssl', None), 'ENCODING_DER', 1)
 
 
 class LiveError(Exception):
@@ -730,18 +732,20 @@ class _Smtp(object):
             pass
 
 
-def probe_mx(resolver, host, ca_path=None, timeout=10.0, helo='mta-sts-validator.invalid', addresses=None):
-    """EHLO, STARTTLS and a verified handshake for ``host`` on port 25, as an enforcing sender does.
+def probe_mx(resolver, host, ca_path=None, timeout=10.0, helo='mta-sts-validator.invalid', addresses=None, port=25):
+    """EHLO, STARTTLS and a verified handshake for ``host`` on ``port``, as an enforcing sender does.
 
     ``addresses``, when given, are connected to instead of the host's own: a server's names are checked on
-    that server before DNS points at it."""
-    facts = {'host': host, 'addresses': [], 'error': None, 'starttls': None, 'tls_version': None, 'certificate': None}
+    that server before DNS points at it. ``chain_der`` is the chain the server sent (DER, leaf first)
+    whenever a handshake completed, the unverified one included: DANE matches it without PKIX."""
+    facts = {'host': host, 'addresses': [], 'error': None, 'starttls': None, 'tls_version': None, 'certificate': None,
+             'chain_der': None}
     deadline = time.monotonic() + timeout
     facts['addresses'], facts['error'] = (list(addresses), None) if addresses else _addresses(resolver, host, deadline)
     if facts['error']:
         return facts
     for verify in (True, False):
-        sock, facts['error'] = _open(host, facts['addresses'], 25, deadline, timeout)
+        sock, facts['error'] = _open(host, facts['addresses'], port, deadline, timeout)
         if facts['error']:
             return facts
         try:
@@ -770,6 +774,7 @@ def probe_mx(resolver, host, ca_path=None, timeout=10.0, helo='mta-sts-validator
                 return facts
             sock = tls
             facts['tls_version'] = tls.version()
+            facts['chain_der'] = served_chain(tls)
             if verify:
                 facts['certificate'] = dict(_certificate(tls), valid=True, error=None)
             else:
@@ -786,6 +791,29 @@ def probe_mx(resolver, host, ca_path=None, timeout=10.0, helo='mta-sts-validator
         finally:
             sock.close()
     return facts
+
+
+def served_chain(tls_socket):
+    """The certificates the server sent, as DER, leaf first, whether or not they verified.
+
+    DANE (RFC 7672 §3) matches TLSA records against this chain, not against a PKIX path: DANE-EE
+    certificates are often self-signed, and DANE-TA names a certificate the server sends. ssl has a
+    public ``get_unverified_chain()`` only from Python 3.13; 3.10 to 3.12 have it on the private
+    ``_sslobj`` (returning certificate objects); older ones give the leaf alone.
+    """
+    read = getattr(tls_socket, 'get_unverified_chain', None)
+    if read is None:
+        read = getattr(getattr(tls_socket, '_sslobj', None), 'get_unverified_chain', None)
+    chain = None
+    if read is not None:
+        try:
+            chain = read()
+        except (AttributeError, ValueError, ssl.SSLError):
+            chain = None
+    if chain:
+        return [bytes(cert) if isinstance(cert, (bytes, bytearray)) else cert.public_bytes(_DER) for cert in chain]
+    leaf = tls_socket.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
 
 
 def _unverified_certificate(tls_socket):
