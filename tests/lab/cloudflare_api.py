@@ -54,6 +54,13 @@ RECORD_TYPES = frozenset((
     'A', 'AAAA', 'CAA', 'CERT', 'CNAME', 'DNSKEY', 'DS', 'HTTPS', 'LOC', 'MX', 'NAPTR', 'NS',
     'OPENPGPKEY', 'PTR', 'SMIMEA', 'SRV', 'SSHFP', 'SVCB', 'TLSA', 'TXT', 'URI'))
 PROXIABLE_TYPES = frozenset(('A', 'AAAA', 'CNAME'))
+# Types written as a structured ``data`` object, ``content`` being the formatted, read-only form (SDK:
+# types/dns/tlsa_record_param.py has no content; tlsa_record.py: "Formatted TLSA content. See 'data' to set
+# TLSA properties.").  Fields in the order the content lists them.  Live answers (a recorded dnscontrol
+# test run of 2026) give content as "2 0 1 0123...CDEF", single spaces; external-dns PR #6616 reports
+# the certificate in upper case there whatever case was sent: the stand-in does both.
+DATA_FIELDS = {'TLSA': ('usage', 'selector', 'matching_type', 'certificate')}
+_HEX_RE = re.compile(r'^[0-9a-fA-F]+$')
 
 # Limits, as documented.  TTL: SDK docstring of TXTRecord.ttl ("1 means
 # automatic ... between 60 and 86400").  TXT content: "must be 2048 characters
@@ -102,6 +109,9 @@ ERRORS = {
     'bad_query': (1001, 'Invalid request: {}', 'stand-in: no published code for bad query parameters'),
     'batch_too_large': (1001, 'Invalid request: a batch may change at most {} records', 'stand-in'),
     'injected': (0, '{}', 'stand-in: body of injected 5xx faults'),
+    'data_required': (1004, '{} is a required data field.',
+                      'HTTP 400, one per missing field of a TLSA record sent as content; messages quoted in'
+                      ' external-dns PR #6616 (2026); the code and the 1004 wrapper are the stand-in\'s'),
 }
 
 
@@ -333,8 +343,9 @@ class CloudflareApi:
         with self._lock:
             return self._zone_ids[_normal_zone_name(name)]
 
-    def add_record(self, zone_name, type, name, content, ttl=1, **fields):  # pylint: disable=redefined-builtin
-        """Add a record as a POST would (same validation; ApiError if the API would refuse it); returns its id."""
+    def add_record(self, zone_name, type, name, content=None, ttl=1, **fields):  # pylint: disable=redefined-builtin
+        """Add a record as a POST would (same validation; ApiError if the API would refuse it); returns its id.
+        A TLSA record takes ``data={usage, selector, matching_type, certificate}``, as the API does."""
         with self._lock:
             zone = self._zones[self.zone_id(zone_name)]
             body = dict(fields, type=type, name=name, content=content, ttl=ttl)
@@ -625,6 +636,10 @@ class CloudflareApi:
             raise _validation_error('validation', f'DNS record type {rtype} is invalid.')
         fields['type'] = rtype
         fields['name'] = self._record_name(zone_name, fields.get('name'))
+        if rtype in DATA_FIELDS:
+            fields['data'], fields['content'] = self._check_data(rtype, fields.get('data'))
+        else:
+            fields['data'] = None
         content = fields.get('content')
         if not isinstance(content, str) or content == '':
             raise _validation_error('validation', f'Content for {rtype} record is required.')
@@ -659,14 +674,39 @@ class CloudflareApi:
         return fields
 
     @staticmethod
+    def _check_data(rtype, data):
+        """The ``data`` object of a type written through it, and the content derived from it.  Any
+        content sent is ignored; without ``data`` each missing field is an error of its own."""
+        names = DATA_FIELDS[rtype]
+        if data is not None and not isinstance(data, dict):
+            raise _validation_error('validation', 'data must be an object.')
+        data = data or {}
+        missing = [name for name in names if data.get(name) is None]
+        if missing:
+            raise ApiError(400, [_error('dns_validation', chain=[_error('data_required', name) for name in missing])])
+        checked = {}
+        for name in names[:-1]:
+            number = data[name]
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not float(number).is_integer() \
+                    or not 0 <= number <= 255:
+                raise _validation_error('validation', f'{name} must be an integer from 0 to 255.')
+            checked[name] = int(number)
+        certificate = data[names[-1]]
+        if not isinstance(certificate, str) or not _HEX_RE.match(certificate) or len(certificate) % 2:
+            raise _validation_error('validation', f'{names[-1]} must be hexadecimal, an even number of digits.')
+        checked[names[-1]] = certificate
+        content = ' '.join([str(checked[name]) for name in names[:-1]] + [certificate.upper()])
+        return checked, content
+
+    @staticmethod
     def _refuse_identical(records, record, own_id=None):
         for other in records.values():
             if other['id'] != own_id and (other['type'], other['name'], other['content']) == \
                     (record['type'], record['name'], record['content']):
                 raise ApiError(400, [_error('identical_record')])
 
-    EDITABLE = ('type', 'name', 'content', 'ttl', 'proxied', 'comment', 'tags', 'settings')
-    DEFAULTS = {'ttl': TTL_AUTO, 'proxied': None, 'comment': None, 'tags': None, 'settings': None}
+    EDITABLE = ('type', 'name', 'content', 'data', 'ttl', 'proxied', 'comment', 'tags', 'settings')
+    DEFAULTS = {'ttl': TTL_AUTO, 'proxied': None, 'comment': None, 'tags': None, 'settings': None, 'data': None}
 
     def _store(self, zone, records, fields, record_id, created_on, now):
         record = {
@@ -676,6 +716,8 @@ class CloudflareApi:
             'settings': copy.deepcopy(fields['settings']), 'meta': {}, 'comment': fields.get('comment'),
             'tags': list(fields['tags']), 'created_on': created_on, 'modified_on': now,
         }
+        if fields['data'] is not None:
+            record['data'] = copy.deepcopy(fields['data'])
         self._refuse_identical(records, record, own_id=record_id)
         records[record_id] = record
         return copy.deepcopy(record)
@@ -705,7 +747,7 @@ class CloudflareApi:
 
     def _edit(self, zone, records, record_id, body, now):
         old = self._existing(records, record_id)
-        fields = {k: copy.deepcopy(old[k]) for k in self.EDITABLE}
+        fields = {k: copy.deepcopy(old.get(k)) for k in self.EDITABLE}
         fields.update({k: body[k] for k in self.EDITABLE if k in body})
         fields = self._check(zone, fields)
         return self._store(zone, records, fields, record_id, old['created_on'], now)

@@ -7,6 +7,8 @@
 Cloudflare keeps each TXT value as a record of its own, with an id and a TTL.
 A change to a zone is sent as one batch request, which Cloudflare applies all
 or nothing, so a run that dies midway never leaves two policy records.
+TLSA is written as a ``data`` object (usage, selector, matching_type,
+certificate) and read from the ``content`` the API derives from it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,6 +31,8 @@ except ImportError as exc:  # pragma: no cover - reported by the module
 ZONE_PAGE_SIZE = 50
 RECORD_PAGE_SIZE = 5000
 BATCH_LIMIT = 200  # items per batch request on Cloudflare's smallest plan
+# Types the API takes as a structured ``data`` object instead of ``content`` (its fields in presentation order).
+DATA_FIELDS = {'TLSA': ('usage', 'selector', 'matching_type', 'certificate')}
 
 
 class CloudflareProvider(ZoneListingProvider):
@@ -90,7 +94,7 @@ class CloudflareProvider(ZoneListingProvider):
             if name not in found:
                 continue
             try:
-                value = self.decode(record.type, record.content or '')
+                value = self.decode(record.type, _record_text(record))
             except ValueError as exc:
                 raise ProviderError('cloudflare: %s record %s at %s cannot be read: %s' % (record.type, record.id, name, exc))
             self._ids[(name, record.type, value)] = record.id
@@ -114,7 +118,7 @@ class CloudflareProvider(ZoneListingProvider):
 
     def _batch_items(self, change):
         old_ids = [self._ids[(change.name, change.rtype, value)] for value in change.remove]
-        new_records = [{'type': change.rtype, 'name': change.name, 'content': self._content(change.rtype, value), 'ttl': change.ttl}
+        new_records = [dict(self._record_data(change.rtype, value), type=change.rtype, name=change.name, ttl=change.ttl)
                        for value in change.add]
         # Overwrite in place where a value is replaced, so the record id (and its history) stays.
         return {
@@ -123,9 +127,13 @@ class CloudflareProvider(ZoneListingProvider):
             'posts': new_records[len(old_ids):],
         }
 
-    def _content(self, rtype, value):
+    def _record_data(self, rtype, value):
+        """The fields that carry ``value`` in a record sent to the API."""
+        if rtype in DATA_FIELDS:
+            # The API refuses TLSA as content: it takes the fields, and derives the content itself.
+            return {'data': dict(zip(DATA_FIELDS[rtype], value))}
         # Cloudflare writes names without the final dot.
-        return value if rtype == 'CNAME' else self.encode(rtype, value)
+        return {'content': value if rtype == 'CNAME' else self.encode(rtype, value)}
 
     def _send_batch(self, zone, zone_id, batch):
         if any(batch.values()):
@@ -153,6 +161,22 @@ class CloudflareProvider(ZoneListingProvider):
         if isinstance(exc, cloudflare.APIError):
             return ProviderError('%s: %s' % (what, exc))
         return None
+
+
+def _record_text(record):
+    """A record's value as presentation text: its content, or for a type written through ``data`` the
+    fields of that object when the content is missing (the API documents the content as derived)."""
+    if record.content or record.type not in DATA_FIELDS:
+        return record.content or ''
+    data = getattr(record, 'data', None)
+    if isinstance(data, dict):
+        fields = [data.get(name) for name in DATA_FIELDS[record.type]]
+    else:
+        fields = [getattr(data, name, None) for name in DATA_FIELDS[record.type]]
+    if None in fields:
+        return ''
+    # The SDK's models give the numbers as floats.
+    return ' '.join(['%d' % number for number in fields[:-1]] + [fields[-1]])
 
 
 def _has_next_page(page):
