@@ -15,7 +15,7 @@ import pytest
 
 cloudflare = pytest.importorskip('cloudflare')
 from cloudflare import Cloudflare  # noqa: E402  pylint: disable=wrong-import-position
-from cloudflare.types.dns.record_response import TXTRecord  # noqa: E402  pylint: disable=wrong-import-position
+from cloudflare.types.dns.record_response import TLSARecord, TXTRecord  # noqa: E402  pylint: disable=wrong-import-position
 
 from .cloudflare_api import TXT_MAX_LENGTH, ApiError, CloudflareApi  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -553,3 +553,91 @@ def test_concurrent_writes(api, zone_id):
     assert sorted(r['name'] for r in api.records(ZONE)) == [f'n{i}.example.test' for i in range(4)]
     assert errors == [[81058]] * 20
     assert api.counts()['POST dns_records'] == 24
+
+
+# -- TLSA: written as data, read as the content derived from it ------------------
+
+TLSA_NAME = '_25._tcp.mx1.example.test'
+DIGEST = '5e' * 16 + 'A0' * 16
+
+
+def tlsa(client, zone_id, data, name=TLSA_NAME, **fields):
+    return client.dns.records.create(zone_id=zone_id, type='TLSA', name=name, ttl=300, data=data, **fields)
+
+
+def chain_messages(exc):
+    return [item['message'] for err in exc.body['errors'] for item in err.get('error_chain', [])]
+
+
+def test_tlsa_data_gives_the_content_with_the_certificate_upper_case(api, client, zone_id):
+    created = tlsa(client, zone_id, {'usage': 3, 'selector': 1, 'matching_type': 1, 'certificate': DIGEST})
+    assert isinstance(created, TLSARecord)
+    assert created.content == '3 1 1 ' + DIGEST.upper()
+    assert (created.data.usage, created.data.selector, created.data.matching_type) == (3, 1, 1)
+    assert created.data.certificate == DIGEST
+    [listed_one] = listed(client.dns.records.list(zone_id=zone_id, type='TLSA'))
+    assert (listed_one.content, listed_one.data.certificate) == (created.content, DIGEST)
+    # A TXT record carries no data object.
+    txt(client, zone_id)
+    [stored_txt] = api.records(ZONE, type='TXT')
+    assert 'data' not in stored_txt and 'data' in api.records(ZONE, type='TLSA')[0]
+
+
+def test_tlsa_as_content_is_refused_field_by_field(api, client, zone_id):
+    with pytest.raises(cloudflare.BadRequestError) as info:
+        client.dns.records.create(zone_id=zone_id, type='TLSA', name=TLSA_NAME, ttl=300, content='3 1 1 ' + DIGEST)
+    assert codes(info.value.body) == [1004]
+    assert chain_messages(info.value) == ['usage is a required data field.', 'selector is a required data field.',
+                                          'matching_type is a required data field.',
+                                          'certificate is a required data field.']
+    with pytest.raises(cloudflare.BadRequestError) as info:
+        tlsa(client, zone_id, {'usage': 3, 'selector': 0, 'matching_type': 1})
+    assert chain_messages(info.value) == ['certificate is a required data field.']
+    assert api.records(ZONE) == []
+
+
+@pytest.mark.parametrize('field, value, rule', [
+    ('usage', 256, 'usage must be an integer from 0 to 255.'),
+    ('selector', -1, 'selector must be an integer from 0 to 255.'),
+    ('matching_type', 1.5, 'matching_type must be an integer from 0 to 255.'),
+    ('usage', '3', 'usage must be an integer from 0 to 255.'),
+    ('certificate', 'xyz0', 'certificate must be hexadecimal, an even number of digits.'),
+    ('certificate', 'abc', 'certificate must be hexadecimal, an even number of digits.'),
+    ('certificate', 'ab cd', 'certificate must be hexadecimal, an even number of digits.'),
+])
+def test_tlsa_data_is_validated(api, zone_id, field, value, rule):
+    data = dict({'usage': 3, 'selector': 1, 'matching_type': 1, 'certificate': DIGEST}, **{field: value})
+    status, _headers, body = raw(api, 'POST', f'/zones/{zone_id}/dns_records',
+                                 {'type': 'TLSA', 'name': TLSA_NAME, 'ttl': 300, 'data': data})
+    assert (status, codes(body)) == (400, [1004])
+    assert [item['message'] for item in body['errors'][0]['error_chain']] == [rule]
+    assert api.records(ZONE) == []
+
+
+def test_tlsa_content_sent_beside_data_is_ignored_and_duplicates_match_in_any_case(api, client, zone_id):
+    created = tlsa(client, zone_id, {'usage': 3, 'selector': 1, 'matching_type': 1, 'certificate': DIGEST},
+                   content='2 0 0 00')
+    assert created.content == '3 1 1 ' + DIGEST.upper()
+    with pytest.raises(cloudflare.BadRequestError) as info:
+        tlsa(client, zone_id, {'usage': 3, 'selector': 1, 'matching_type': 1, 'certificate': DIGEST.upper()})
+    assert codes(info.value.body) == [81058]
+    assert len(api.records(ZONE)) == 1
+
+
+def test_tlsa_batch_puts_and_posts_take_data_and_a_patch_keeps_it(api, client, zone_id):
+    old = api.add_record(ZONE, 'TLSA', TLSA_NAME, ttl=300,
+                         data={'usage': 3, 'selector': 1, 'matching_type': 1, 'certificate': 'aa' * 32})
+    result = client.dns.records.batch(
+        zone_id=zone_id,
+        puts=[{'id': old, 'type': 'TLSA', 'name': TLSA_NAME, 'ttl': 300,
+               'data': {'usage': 3, 'selector': 1, 'matching_type': 1, 'certificate': 'bb' * 32}}],
+        posts=[{'type': 'TLSA', 'name': TLSA_NAME, 'ttl': 300,
+                'data': {'usage': 2, 'selector': 1, 'matching_type': 2, 'certificate': 'cc' * 64}}])
+    assert [(r.id, r.content) for r in result.puts] == [(old, '3 1 1 ' + 'BB' * 32)]
+    assert [r.content for r in result.posts] == ['2 1 2 ' + 'CC' * 64]
+    status, _headers, body = raw(api, 'PATCH', f'/zones/{zone_id}/dns_records/{old}', {'ttl': 600})
+    assert status == 200 and (body['result']['content'], body['result']['ttl']) == ('3 1 1 ' + 'BB' * 32, 600)
+    assert body['result']['data']['certificate'] == 'bb' * 32
+    with pytest.raises(ApiError):
+        api.add_record(ZONE, 'TLSA', TLSA_NAME, '3 1 1 ' + 'dd' * 32)
+    assert sorted(r['content'][:5] for r in api.records(ZONE, type='TLSA')) == ['2 1 2', '3 1 1']
