@@ -12,6 +12,7 @@ nameservers are recursive resolvers or the zone's own authoritative servers.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import binascii
 import os
 import selectors
 import socket
@@ -43,6 +44,7 @@ USER_AGENT = 'mailsec.mta_sts validator'
 RETRY_FIRST = 0.2      # seconds before the first retransmission; doubles after each
 RETRY_MAX = 1.0        # longest wait between two sends of one question
 EDNS_PAYLOAD = 1232    # the DNS flag day's size: big TXT answers without TCP, no IP fragments
+EDNS_DO = 0x8000       # the DNSSEC OK bit of the OPT record's flags (RFC 3225): asks for RRSIGs and the AD bit
 # The format argument of the certificate objects of ssl's private chain API (see served_chain).
 _DER = getattr(getattr(ssl, '_ssl', None), 'ENCODING_DER', 1)
 
@@ -81,13 +83,19 @@ def server_text(server):
 
 
 class Answer(object):
-    """The outcome of one lookup: status 'ok' | 'nxdomain' | 'nodata' | 'error'."""
+    """The outcome of one lookup: status 'ok' | 'nxdomain' | 'nodata' | 'error'.
 
-    def __init__(self, status, rrset=None, cname_chain=None, error=None):
+    ``authenticated``: every response on the way had the AD bit; ``signed``: the last one carried
+    RRSIGs. Both mean something only for a question asked with the DO bit (``dnssec``).
+    """
+
+    def __init__(self, status, rrset=None, cname_chain=None, error=None, authenticated=False, signed=False):
         self.status = status
         self.rrset = rrset
         self.cname_chain = cname_chain or []
         self.error = error
+        self.authenticated = authenticated
+        self.signed = signed
 
 
 def _failure_text(exc):
@@ -118,7 +126,7 @@ class _Response(object):
 
     Parsed here rather than by dnspython's Message, which costs several times the CPU of
     everything else in a question; only the types the validator reads get their fields
-    (A, AAAA, TXT, MX, CNAME, NS); other records keep their name and type.
+    (A, AAAA, TXT, MX, CNAME, NS, TLSA); other records (RRSIG...) keep their name and type.
     """
 
     def __init__(self, wire):
@@ -177,6 +185,10 @@ def _read_rdata(wire, rdtype, start, end):
         return _Rdata(preference=struct.unpack('!H', wire[start:start + 2])[0], exchange=_read_name(wire, start + 2)[0])
     if rdtype in (dns.rdatatype.CNAME, dns.rdatatype.NS):
         return _Rdata(target=_read_name(wire, start)[0])
+    if rdtype == dns.rdatatype.TLSA:
+        if end - start < 3:
+            raise ValueError('TLSA record shorter than its three parameters')
+        return _Rdata(usage=wire[start], selector=wire[start + 1], mtype=wire[start + 2], cert=bytes(wire[start + 3:end]))
     return _Rdata()
 
 
@@ -204,14 +216,14 @@ class _Question(object):
     rcode is not asked again; the others are.
     """
 
-    def __init__(self, servers, name, rdtype, recursion):
+    def __init__(self, servers, name, rdtype, recursion, dnssec=False):
         self.servers = list(servers)
         # Built by hand: dnspython's make_query costs more CPU than all the rest of a question but the parse.
         name = name if isinstance(name, dns.name.Name) else dns.name.from_text(name)
         rdtype = dns.rdatatype.from_text(rdtype) if isinstance(rdtype, str) else rdtype
         self.id = struct.unpack('!H', os.urandom(2))[0]
         self.question = name.to_wire() + struct.pack('!HH', rdtype, dns.rdataclass.IN)
-        opt = b'\x00' + struct.pack('!HHIH', dns.rdatatype.OPT, EDNS_PAYLOAD, 0, 0)
+        opt = b'\x00' + struct.pack('!HHIH', dns.rdatatype.OPT, EDNS_PAYLOAD, EDNS_DO if dnssec else 0, 0)
         self.wire = struct.pack('!HHHHHH', self.id, dns.flags.RD if recursion else 0, 1, 0, 0, 1) + self.question + opt
         self.sockets = {}
         self.failures = {}
@@ -356,9 +368,14 @@ class _Chase(object):
         self.rdtype = dns.rdatatype.from_text(rdtype)
         self.chain = []
         self.answer = None
+        self.authenticated = True
 
     def fail(self, error):
         self.answer = Answer('error', None, self.chain, error)
+
+    def _end(self, status, rrset, response):
+        signed = any(found.rdtype == dns.rdatatype.RRSIG for found in response.answer + response.authority)
+        self.answer = Answer(status, rrset, self.chain, authenticated=self.authenticated, signed=signed)
 
     def take(self, response, within):
         """Reads the response about ``current``; True when the next CNAME hop must be asked.
@@ -366,19 +383,20 @@ class _Chase(object):
         With ``within``, a CNAME chain inside the response is followed as a stub resolver does.
         """
         hopped = False
+        # A CNAME chain is only as secure as its least secure response.
+        self.authenticated = self.authenticated and bool(response.flags & dns.flags.AD)
         while True:
             target = None
             for rrset in response.answer:
                 if rrset.name == self.current and rrset.rdtype == self.rdtype:
-                    self.answer = Answer('ok', rrset, self.chain)
+                    self._end('ok', rrset, response)
                     return False
                 if rrset.name == self.current and rrset.rdtype == dns.rdatatype.CNAME:
                     target = rrset[0].target
             if target is None:
                 if hopped:
                     return True  # the response ends at a name it has no data for: ask that name
-                status = 'nxdomain' if response.rcode() == dns.rcode.NXDOMAIN else 'nodata'
-                self.answer = Answer(status, None, self.chain)
+                self._end('nxdomain' if response.rcode() == dns.rcode.NXDOMAIN else 'nodata', None, response)
                 return False
             if len(self.chain) >= MAX_CNAME_HOPS:
                 self.fail('more than %d CNAMEs' % MAX_CNAME_HOPS)
@@ -450,11 +468,12 @@ class Resolver(object):
                 self._zone_servers[zone] = cached
         return cached, False
 
-    def resolve_many(self, questions, deadline=None):
+    def resolve_many(self, questions, deadline=None, dnssec=False):
         """An Answer for each ``(name, rdtype)``, in order: all asked at once, CNAMEs followed, before ``deadline``.
 
         CNAMEs are followed here (RFC 8461 §3.1 allows a CNAME'd policy record), so
         the same rules apply to recursive resolvers and to authoritative servers.
+        With ``dnssec`` the questions carry the DO bit, so the Answers say whether they were signed and validated.
         """
         deadline = deadline or self.deadline()
         chases = [_Chase(name, rdtype) for name, rdtype in questions]
@@ -466,7 +485,7 @@ class Resolver(object):
             except (dns.exception.DNSException, OSError) as exc:
                 chase.fail(str(exc) or type(exc).__name__)
                 return []
-            question = _Question(servers, chase.current, chase.rdtype, recursion)
+            question = _Question(servers, chase.current, chase.rdtype, recursion, dnssec)
             owners[question] = chase
             return [question]
 
@@ -519,6 +538,29 @@ def lookup_txt(resolver, name, deadline=None):
 
 def lookup_mx(resolver, domain, deadline=None):
     return mx_facts(resolver.resolve(domain, 'MX', deadline))
+
+
+def tlsa_name(host, port=25):
+    """The name of the TLSA records of a TLS service: ``_<port>._tcp.<host>`` (RFC 6698 §3)."""
+    return '_%d._tcp.%s' % (port, host)
+
+
+def tlsa_facts(name, answer, authoritative=False):
+    """``authenticated`` is the resolver's AD bit. Authoritative servers never set it (they do not validate), so
+    with ``authoritative`` it is always false and only ``signed`` (RRSIGs seen) tells of DNSSEC."""
+    records = []
+    if answer.status == 'ok':
+        records = ['%d %d %d %s' % (rdata.usage, rdata.selector, rdata.mtype, binascii.hexlify(rdata.cert).decode('ascii'))
+                   for rdata in answer.rrset]
+    return {'name': name, 'status': answer.status, 'error': answer.error, 'cname_chain': answer.cname_chain,
+            'records': records, 'authenticated': bool(answer.authenticated) and not authoritative,
+            'signed': bool(answer.signed), 'authoritative': bool(authoritative)}
+
+
+def lookup_tlsa(resolver, host, port=25, deadline=None):
+    """The TLSA records of ``host`` for ``port``, asked with the DO bit as a DANE sender asks them."""
+    name = tlsa_name(host, port)
+    return tlsa_facts(name, resolver.resolve_many([(name, 'TLSA')], deadline, dnssec=True)[0], resolver.authoritative)
 
 
 _CONTEXTS = {}

@@ -3,6 +3,7 @@
 
 import os
 import socket
+import struct
 import ssl
 import tempfile
 import threading
@@ -10,6 +11,7 @@ import threading
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import pytest
 from cryptography import x509
@@ -140,3 +142,97 @@ class OldSocket(object):
 
 def test_without_a_chain_api_the_leaf_alone_is_the_chain():
     assert _live.served_chain(OldSocket()) == [b'leaf-der']
+
+
+# -- the TLSA lookup: the question, and what is read from the responses --------------
+
+TLSA_NAME = '_25._tcp.mx.h3.test.'
+HASH = 'ab' * 32
+RRSIG = 'TLSA 13 5 300 20270101000000 20260101000000 12345 h3.test. ' + 'AAAA' * 16
+
+
+def response(qname, rdtype, answer=(), authority=(), ad=False, rcode=dns.rcode.NOERROR):
+    """A parsed response as the resolver reads it, built by dnspython (names compressed, as servers send them)."""
+    query = dns.message.make_query(qname, rdtype, use_edns=0, want_dnssec=True)
+    reply = dns.message.make_response(query)
+    reply.set_rcode(rcode)
+    if ad:
+        reply.flags |= dns.flags.AD
+    for section, lines in ((reply.answer, answer), (reply.authority, authority)):
+        for text in lines:
+            name, ttl, rtype, data = text.split(' ', 3)
+            section.append(dns.rrset.from_text(name, int(ttl), 'IN', rtype, data))
+    return _live._Response(reply.to_wire())
+
+
+def chase(*responses):
+    """The Answer a chase of the TLSA name reaches, reading ``responses`` in turn (one per CNAME hop asked)."""
+    state = _live._Chase(TLSA_NAME, 'TLSA')
+    for item in responses:
+        if not state.take(item, within=True):
+            break
+    return _live.tlsa_facts(TLSA_NAME.rstrip('.'), state.answer)
+
+
+def test_the_tlsa_question_carries_the_do_bit_and_the_others_do_not():
+    asked = dns.message.from_wire(_live._Question([('127.0.0.1', 53)], TLSA_NAME, 'TLSA', True, dnssec=True).wire)
+    assert asked.ednsflags & dns.flags.DO and asked.flags & dns.flags.RD
+    assert asked.question[0].rdtype == dns.rdatatype.TLSA
+    plain = dns.message.from_wire(_live._Question([('127.0.0.1', 53)], TLSA_NAME, 'TXT', True).wire)
+    assert not plain.ednsflags & dns.flags.DO and plain.edns == 0
+
+
+def test_a_validated_signed_answer_is_authenticated_and_its_records_read():
+    facts = chase(response(TLSA_NAME, 'TLSA', ['%s 300 TLSA 3 1 1 %s' % (TLSA_NAME, HASH), '%s 300 TLSA 2 0 0 30820102abcd' % TLSA_NAME,
+                                               '%s 300 RRSIG %s' % (TLSA_NAME, RRSIG)], ad=True))
+    assert facts == {'name': TLSA_NAME.rstrip('.'), 'status': 'ok', 'error': None, 'cname_chain': [],
+                     'records': ['3 1 1 ' + HASH, '2 0 0 30820102abcd'], 'authenticated': True, 'signed': True,
+                     'authoritative': False}
+
+
+def test_an_unsigned_answer_is_neither_signed_nor_authenticated():
+    facts = chase(response(TLSA_NAME, 'TLSA', ['%s 300 TLSA 3 1 1 %s' % (TLSA_NAME, HASH)]))
+    assert (facts['status'], facts['records'], facts['authenticated'], facts['signed']) == ('ok', ['3 1 1 ' + HASH], False, False)
+
+
+def test_signed_but_not_validated_and_from_authoritative_servers():
+    signed = response(TLSA_NAME, 'TLSA', ['%s 300 TLSA 3 1 1 %s' % (TLSA_NAME, HASH), '%s 300 RRSIG %s' % (TLSA_NAME, RRSIG)])
+    facts = chase(signed)
+    assert (facts['authenticated'], facts['signed']) == (False, True)
+    # An authoritative server never sets AD; even if one did, it is no validation.
+    state = _live._Chase(TLSA_NAME, 'TLSA')
+    state.take(response(TLSA_NAME, 'TLSA', ['%s 300 TLSA 3 1 1 %s' % (TLSA_NAME, HASH)], ad=True), within=False)
+    facts = _live.tlsa_facts(TLSA_NAME, state.answer, authoritative=True)
+    assert (facts['authenticated'], facts['authoritative']) == (False, True)
+
+
+def test_no_tlsa_in_a_signed_zone_is_a_signed_nodata():
+    soa = 'h3.test. 300 SOA ns.h3.test. host.h3.test. 1 2 3 4 5'
+    facts = chase(response(TLSA_NAME, 'TLSA', authority=[soa, 'h3.test. 300 RRSIG SOA 13 2 300 20270101000000 '
+                                                         '20260101000000 12345 h3.test. ' + 'AAAA' * 16], ad=True))
+    assert (facts['status'], facts['records'], facts['authenticated'], facts['signed']) == ('nodata', [], True, True)
+    gone = chase(response(TLSA_NAME, 'TLSA', authority=[soa], rcode=dns.rcode.NXDOMAIN))
+    assert (gone['status'], gone['signed']) == ('nxdomain', False)
+
+
+def test_a_cname_is_followed_and_the_chain_is_only_as_secure_as_its_weakest_response():
+    target = '_25._tcp.mx.provider.test.'
+    hop = response(TLSA_NAME, 'TLSA', ['%s 300 CNAME %s' % (TLSA_NAME, target)], ad=True)
+    end_secure = response(target, 'TLSA', ['%s 300 TLSA 3 1 1 %s' % (target, HASH)], ad=True)
+    end_insecure = response(target, 'TLSA', ['%s 300 TLSA 3 1 1 %s' % (target, HASH)])
+    secure = chase(hop, end_secure)
+    assert (secure['cname_chain'], secure['records'], secure['authenticated']) == (['_25._tcp.mx.provider.test'], ['3 1 1 ' + HASH], True)
+    assert chase(hop, end_insecure)['authenticated'] is False
+
+
+def test_a_truncated_tlsa_record_is_a_malformed_response():
+    header = struct.pack('!HHHHHH', 1, 0x8180, 1, 1, 0, 0)
+    question = b'\x01a\x00' + struct.pack('!HH', 52, 1)
+    short = b'\xc0\x0c' + struct.pack('!HHIH', 52, 1, 60, 2) + b'\x03\x01'
+    with pytest.raises(ValueError, match='TLSA'):
+        _live._Response(header + question + short)
+
+
+def test_the_tlsa_name_of_a_service():
+    assert _live.tlsa_name('mx.example.com') == '_25._tcp.mx.example.com'
+    assert _live.tlsa_name('mx.example.com', 465) == '_465._tcp.mx.example.com'
