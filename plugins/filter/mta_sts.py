@@ -17,6 +17,7 @@ from ansible.utils.display import Display
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _acme, _mx, _policy, _tlsrpt, _tlsrpt_report, _tlsrpt_summary
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _drift_report
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _rollout
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _tlsa_rollover
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 
 
@@ -92,6 +93,11 @@ def drift_failures(results, expiry_days=_drift_report.EXPIRY_WARNING_DAYS, now=N
     return _drift_report.failures(_drift_report.build_report(results, _utc_now(now), None, expiry_days))
 
 
+def tlsa_rollover(entry, wanted, observed, now=None, host=None):
+    """``entry | tlsa_rollover(wanted, observed)``: the next safe step of an MX host's TLSA rollover."""
+    return _tlsa_rollover.rollover_step(entry, wanted, observed, _utc_now(now), host)
+
+
 class FilterModule(object):
 
     def filters(self):
@@ -115,4 +121,5 @@ class FilterModule(object):
             'mta_sts_plan': _wrap(_rollout.build_plan),
             'drift_report': _wrap(drift_report),
             'drift_failures': _wrap(drift_failures),
+            'tlsa_rollover': _wrap(tlsa_rollover),
         }
