@@ -282,11 +282,17 @@ class CloudflareBackend(Backend):
             # The API takes an MX's preference as its own field.
             preference, text = text.split()
             fields['priority'] = int(preference)
-        self.api.add_record(_zone_of(name), rtype, name, text.rstrip('.'), ttl=ttl, **fields)
+        if rtype == 'TLSA':
+            # The API takes TLSA as a data object only, and derives the content.
+            usage, selector, matching_type, certificate = text.split(None, 3)
+            fields['data'] = {'usage': int(usage), 'selector': int(selector), 'matching_type': int(matching_type),
+                              'certificate': ''.join(certificate.split())}
+            text = None
+        self.api.add_record(_zone_of(name), rtype, name, text and text.rstrip('.'), ttl=ttl, **fields)
 
     def records(self, name, rtype):
         records = self.api.records(_zone_of(name), name=name, type=rtype)
-        if rtype in ('A', 'AAAA', 'CNAME'):
+        if rtype in ('A', 'AAAA', 'CNAME', 'TLSA'):
             return [_presentation(rtype, record['content'] + ('.' if rtype == 'CNAME' else '')) for record in records]
         # The stand-in keeps no MX priority field: other types are compared as stored.
         return [record['content'] for record in records]
