@@ -114,6 +114,7 @@ class _RRset(list):
         super(_RRset, self).__init__()
         self.name = name
         self.rdtype = rdtype
+        self.ttl = None   # the lowest TTL of its records, as a cache keeps the RRset
 
 
 class _Rdata(object):
@@ -196,13 +197,14 @@ def _read_section(wire, offset, count):
     rrsets = []
     for _record in range(count):
         name, offset = _read_name(wire, offset)
-        rdtype, _rdclass, _ttl, length = struct.unpack('!HHIH', wire[offset:offset + 10])
+        rdtype, _rdclass, ttl, length = struct.unpack('!HHIH', wire[offset:offset + 10])
         offset += 10
         if offset + length > len(wire):
             raise ValueError('DNS record longer than the message')
         if not rrsets or rrsets[-1].name != name or rrsets[-1].rdtype != rdtype:
             rrsets.append(_RRset(name, rdtype))
         rrsets[-1].append(_read_rdata(wire, rdtype, offset, offset + length))
+        rrsets[-1].ttl = ttl if rrsets[-1].ttl is None else min(rrsets[-1].ttl, ttl)
         offset += length
     return rrsets, offset
 
@@ -360,6 +362,18 @@ def _exchange(questions, deadline, answered=None):
         selector.close()
 
 
+def ask_each(servers, questions, deadline, timeout):
+    """Every server's own responses to ``[(name, rdtype)]``, asked directly and without recursion, all at once.
+
+    An authoritative server's view, one server at a time: the zone's servers may differ while a change spreads.
+    Returns ``{server: [(response or None, error or None)]}``, the questions in order.
+    """
+    asked = dict((server, [_Question([server], name, rdtype, False) for name, rdtype in questions]) for server in servers)
+    _exchange([question for questions_of in asked.values() for question in questions_of], deadline)
+    return dict((server, [(question.response, None if question.response else question.error(timeout))
+                          for question in questions_of]) for server, questions_of in asked.items())
+
+
 class _Chase(object):
     """One name and type being resolved: the CNAME chain so far, then the Answer."""
 
@@ -444,6 +458,11 @@ class Resolver(object):
         """The authoritative servers of the zone holding ``name``, found through the configured resolvers."""
         if not self.authoritative:
             return self.servers, True
+        return self.zone_servers(name, deadline)[1], False
+
+    def zone_servers(self, name, deadline):
+        """``(zone, [(address, 53)])``: the zone holding ``name`` and the addresses of its NS, found through the
+        configured resolvers; raises DNSException naming what is missing."""
         [response] = self._ask_all(self.servers, [(name, 'SOA')], True, deadline)
         zone = None
         for rrset in response.answer + response.authority:
@@ -466,7 +485,7 @@ class Resolver(object):
                 raise dns.exception.DNSException('no address for the nameservers of %s' % zone.to_text(omit_final_dot=True))
             with self._lock:
                 self._zone_servers[zone] = cached
-        return cached, False
+        return zone.to_text(omit_final_dot=True).lower(), cached
 
     def resolve_many(self, questions, deadline=None, dnssec=False):
         """An Answer for each ``(name, rdtype)``, in order: all asked at once, CNAMEs followed, before ``deadline``.
