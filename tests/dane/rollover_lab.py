@@ -1,0 +1,150 @@
+"""The mail lab of the TLSA rollover test: a receiving Postfix MX whose inbound
+certificate the ``mailsec.mta_sts.postfix`` role manages, and a sending Postfix
+that enforces DANE (the same role with ``postfix_dane: true``), both inside
+``scripts/lab-netns`` with the session's ``DnssecLab``.
+
+* Mail domain ``h5.dane.example`` (zone ``dane.example.``, signed by Knot,
+  validated by unbound), MX ``mx.h5.dane.example`` at 127.0.5.1.
+* ``ReceivingMx`` accepts mail on 127.0.5.1:25 for any recipient and discards
+  it (so "the MX got it" is its log line); its ``smtpd_tls_*`` settings are
+  left to the role, as on a real MX.
+* ``MailPair.send`` submits one message to the sender and waits until its log
+  says sent or deferred; ``Delivery`` holds what the test asserts on: the
+  status, the TLS line of the attempt (``Verified`` means a TLSA record
+  matched, since DANE is the only thing that can verify here) and whether
+  the MX logged the Message-ID.
+"""
+
+import dataclasses
+import os
+import tempfile
+
+from tests.integration.playbook import REPO, run_playbook
+from tests.lab.pki import write_pair
+from tests.postfix.mail_lab import SendingPostfix, received, wait_for_outcomes
+
+ROLE = 'mailsec.mta_sts.postfix'
+ZONE = 'dane.example.'
+DOMAIN = 'h5.dane.example'
+MX_NAME = 'mx.h5.dane.example'
+MX_ADDRESS = '127.0.5.1'
+DNS_TTL = 2
+WHEELS = os.path.join(REPO, '.build', 'wheels', 'mta-sts-resolver')
+# The DANE lookup runs as nobody with the venv's python: not one under /root (pyenv).
+SYSTEM_PYTHON = '/usr/bin/python3'
+DISCARD = 'discard:accepted-by-mailsec-lab'
+FINAL = ('sent', 'deferred', 'bounced')
+
+
+class ReceivingMx(SendingPostfix):
+    """A Postfix answering as one MX on ``address:25`` that takes mail for any
+    recipient from the loopback and discards it; TLS is what the role puts in
+    main.cf (nothing before: no STARTTLS)."""
+
+    def __init__(self, workdir, address, name):
+        super().__init__(workdir, listeners=((address, 25, ()),), myhostname=name)
+        # MailLab's discard service; the transports are set below.
+        self.accept = True
+
+    def main_settings(self):
+        settings = super().main_settings()
+        settings.update({'default_transport': DISCARD, 'relay_transport': DISCARD})
+        return settings
+
+
+@dataclasses.dataclass
+class Delivery:
+    message_id: str
+    status: str          # sent, deferred, bounced; None when the log never said
+    tls: str             # the TLS line of the final attempt ('' when none)
+    reason: str
+    received: bool       # the MX logged the Message-ID
+
+    @property
+    def verified(self):
+        return self.status == 'sent' and ' Verified TLS connection established to ' in self.tls and self.received
+
+
+class MailPair:
+    """The sending Postfix (DANE enforced) and the receiving MX, started
+    and configured by real runs of the role."""
+
+    def __init__(self, dns, ca, workdir):
+        self.dns, self.ca = dns, ca
+        self.work = workdir
+        # Not pytest's 0700 directories: the DANE lookup runs as nobody from the venv in here.
+        os.chmod(self.work, 0o755)
+        self.ca_file = ca.write_bundle(os.path.join(self.work, 'lab-ca.pem'))
+        self.venv = os.path.join(self.work, 'venv')
+        self.sender = SendingPostfix(os.path.join(self.work, 'sender'))
+        self.mx = ReceivingMx(os.path.join(self.work, 'mx'), MX_ADDRESS, MX_NAME)
+        self.keys = {}
+
+    def certificate(self, label):
+        """``(cert path, key path)`` of certificate ``label`` for the MX name, each label its own key."""
+        if label not in self.keys:
+            self.keys[label] = write_pair(os.path.join(self.work, 'tls'), f'mx-{label}',
+                                          self.ca.issue([MX_NAME]))
+        return self.keys[label]
+
+    def sender_role_vars(self):
+        return {
+            'postfix_config_dir': self.sender.conf_dir,
+            'postfix_check_command': self.sender.check_command,
+            'postfix_reload_command': self.sender.reload_command,
+            'postfix_tls_ca_file': self.ca_file,
+            'postfix_mta_sts': False,
+            'postfix_mta_sts_resolver_python': SYSTEM_PYTHON,
+            'postfix_mta_sts_resolver_venv': self.venv,
+            'postfix_mta_sts_resolver_wheels': WHEELS,
+            'postfix_dane': True,
+            'postfix_dane_dnssec_probe': f'ns:{ZONE}',
+            'postfix_dane_bogus_name': self.dns.bogus_name,
+        }
+
+    def mx_role_vars(self, label):
+        """The role's variables for the MX serving certificate ``label`` (no DANE, no MTA-STS: it only receives)."""
+        crt, key = self.certificate(label)
+        return {
+            'postfix_config_dir': self.mx.conf_dir,
+            'postfix_check_command': self.mx.check_command,
+            'postfix_reload_command': self.mx.reload_command,
+            'postfix_tls_ca_file': self.ca_file,
+            'postfix_mta_sts': False,
+            'postfix_dane': False,
+            'postfix_inbound_certificates': [{'names': [MX_NAME], 'cert': crt, 'key': key}],
+        }
+
+    def run_role(self, role_vars):
+        tasks = [{'name': 'postfix role', 'ansible.builtin.include_role': {'name': ROLE}, 'vars': role_vars},
+                 {'name': 'reload now', 'ansible.builtin.meta': 'flush_handlers'}]
+        run = run_playbook(tasks, workdir=tempfile.mkdtemp(prefix='role-', dir=self.work))
+        assert run.returncode == 0, run
+        return run
+
+    def start(self, label):
+        """The domain's MX and address records, both Postfix running, the MX serving certificate ``label``."""
+        self.dns.add_records(ZONE, [f'{DOMAIN}. {DNS_TTL} MX 10 {MX_NAME}.',
+                                    f'{MX_NAME}. {DNS_TTL} A {MX_ADDRESS}'])
+        self.mx.start()
+        self.sender.start()
+        self.run_role(self.mx_role_vars(label))
+        self.run_role(self.sender_role_vars())
+        return self
+
+    def stop(self):
+        for server in (self.sender, self.mx):
+            server.stop()
+
+    def send(self, tag, timeout=60):
+        """Submit one message to the domain; its ``Delivery`` once the sender logged a final status
+        for it (sent, or deferred at least once)."""
+        message_id = self.sender.submit(f'user@{DOMAIN}', tag)
+        result = wait_for_outcomes(self.sender, [message_id], lambda o: o.status in FINAL,
+                                   timeout=timeout)[message_id]
+        final = result.final if result else None
+        return Delivery(message_id, final.status if final else None, final.tls if final else '',
+                        final.reason if final else '', bool(received(self.mx, message_id)))
+
+    def log_tail(self):
+        return self.sender.log_tail(30)
