@@ -28,6 +28,8 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._mx import matches
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
     is_sts_record, max_age_advice, parse_policy, parse_sts_record, policy_id,
 )
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import decode, encode
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsa import Material, association, record_matches, spki_of, usable
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import is_tlsrpt_record, parse_tlsrpt_record
 
 SECONDS_PER_DAY = 86400
@@ -372,6 +374,131 @@ def judge_probe(host, probe, enforced, now, warning_days):
     return findings, fields
 
 
+# --- DANE (RFC 7672): each MX host's TLSA records, matched against the chain it serves ---
+
+def _tlsa_values(records):
+    """``(usable canonical values, the unusable records as given)`` of TLSA records given as "u s m hex"."""
+    values, unusable = [], []
+    for text in records or []:
+        try:
+            value = decode('TLSA', text)
+        except ValueError:
+            value = None   # a malformed record (say, a SHA-256 of the wrong length) is unusable too (RFC 7672 §3.1.3)
+        if value is not None and usable(value):
+            values.append(value)
+        else:
+            unusable.append(text)
+    return values, unusable
+
+
+def served_match(values, probe):
+    """``{matched, served_spki_sha256, error}``: which TLSA ``values`` (canonical tuples) the chain an MX served satisfies.
+
+    ``matched`` lists them as "u s m hex", None when the probe captured no chain (``error`` says why);
+    ``served_spki_sha256`` is the data of the 3 1 1 record that names the key served.
+    """
+    probe = probe or {}
+    chain = probe.get('chain_der')
+    if not chain:
+        why = _error_text(probe.get('error')) or ('no STARTTLS offered' if probe.get('starttls') is False else 'no TLS handshake')
+        return {'matched': None, 'served_spki_sha256': None, 'error': why}
+    try:
+        served = association(Material('certificate', chain[0], spki_of(chain[0]), [], None), 1, 1)
+    except ValueError:
+        served = None
+    return {'matched': [encode('TLSA', value) for value in values if record_matches(value, chain)],
+            'served_spki_sha256': served, 'error': None}
+
+
+def judge_dane(host, tlsa, probe, resolver_validates):
+    """``(findings, the dane fields of the host's mx entry)`` for one MX host's TLSA lookup and STARTTLS probe.
+
+    ``resolver_validates``: whether the resolver that answered validates DNSSEC (None: not known, as when the
+    zone's authoritative servers were asked). A DANE sender uses TLSA records only from an authenticated answer
+    (RFC 7672 §2.2); records known not to be (unsigned, or a validating resolver gave no AD bit) are judged as
+    such a sender sees them: ignored.
+    """
+    name = tlsa.get('name') or '_25._tcp.' + host
+    status = tlsa.get('status')
+    records = list(tlsa.get('records') or [])
+    fields = {'name': name, 'status': status, 'records': records, 'authenticated': bool(tlsa.get('authenticated')),
+              'signed': bool(tlsa.get('signed')), 'usable': False, 'matched': None, 'served_spki_sha256': None,
+              'error': tlsa.get('error')}
+    if status == 'error':
+        return [finding('dane-lookup-failed', 'error', '%s: the TLSA lookup failed (%s); a DANE sender cannot tell whether MX %s '
+                        'has TLSA records and defers mail to it (RFC 7672 §2.2)' % (name, tlsa.get('error') or 'unknown error', host))], fields
+    if not records:
+        return [finding('dane-tlsa-missing', 'info', '%s: no TLSA records (%s); DANE senders deliver to MX %s without DANE'
+                        % (name, 'NXDOMAIN' if status == 'nxdomain' else 'no data', host))], fields
+    findings = []
+    values, unusable = _tlsa_values(records)
+    fields['usable'] = bool(values)
+    insecure = not fields['authenticated'] and (not fields['signed'] or resolver_validates is True)
+    if insecure:
+        why = ('signed, but the validating resolver did not authenticate them (no chain of trust from the root: '
+               'is the DS record at the parent zone missing?)' if fields['signed'] else 'not DNSSEC-signed')
+        findings.append(finding('dane-unsigned', 'warning', '%s: the TLSA records are %s; DANE senders ignore TLSA records that '
+                                'are not authenticated (RFC 7672 §2.2), so these protect nothing' % (name, why)))
+    if unusable:
+        findings.append(finding('dane-unusable', 'warning', '%s: %s unusable for SMTP (a DANE sender takes usage 2 or 3, selector 0 '
+                                'or 1, matching type 0, 1 or 2 of the right length; RFC 7672 §3.1.3); %s'
+                                % (name, ', '.join(repr(text) for text in unusable), 'DANE senders ignore them and use the others'
+                                   if values else 'with no usable record DANE senders require TLS but authenticate nothing')))
+    if not values or probe is None:
+        return findings, fields
+    serving = served_match(values, probe)
+    fields.update(matched=serving['matched'], served_spki_sha256=serving['served_spki_sha256'])
+    wanted = ', '.join(encode('TLSA', value) for value in values)
+    if serving['matched'] is None:
+        # The MX answered SMTP but TLS never came up: a DANE sender, which requires it, defers.
+        defers = probe.get('starttls') is not None and not insecure
+        findings.append(finding('dane-probe-failed', 'error' if defers else 'warning', 'MX %s: the TLSA records (%s) could not be '
+                                'matched: %s; %s' % (host, wanted, serving['error'], 'DANE senders require TLS and defer mail to it'
+                                                     if defers else 'the certificate it serves is unknown')))
+    elif not serving['matched']:
+        findings.append(finding('dane-no-match', 'warning' if insecure else 'error', 'MX %s serves a certificate that none of its '
+                                'usable TLSA records (%s) match (the key served is 3 1 1 %s); %s'
+                                % (host, wanted, serving['served_spki_sha256'], 'DANE senders would defer mail to it once the '
+                                   'records are authenticated' if insecure else 'DANE senders defer mail to it (RFC 7672 §2.2, §3)')))
+    return findings, fields
+
+
+def judge_dane_agreement(entries, mode, published, resolver_problems):
+    """The findings about DANE across a domain's MX hosts (``entries`` with their ``dane`` fields): the resolver that
+    could not tell authenticated answers, DANE on only some MX hosts, and MX hosts DANE and the policy disagree on."""
+    findings = []
+    # A host whose lookup failed has its own error; whether it has records is not known.
+    judged = [entry for entry in entries if entry.get('dane') is not None and entry['dane']['status'] != 'error']
+    with_records = [entry['host'] for entry in judged if entry['dane']['records']]
+    if resolver_problems and with_records:
+        findings.append(finding('dane-resolver-not-validating', 'warning', 'whether the TLSA records of %s are authenticated is '
+                                'unknown, because the resolver asked does not validate DNSSEC: %s'
+                                % (', '.join(with_records), '; '.join(resolver_problems))))
+    dane = [entry['host'] for entry in judged if entry['dane']['usable']]
+    if not dane:
+        return findings
+    checked = published and mode in ('enforce', 'testing')
+    without = []
+    for entry in judged:
+        if entry['dane']['usable']:
+            if checked and entry.get('covered') is False:
+                findings.append(finding('dane-sts-mismatch', 'warning', 'MX %s has usable TLSA records but matches no mx pattern of '
+                                        'the %s policy: DANE senders deliver to it, MTA-STS senders %s' % (
+                                            entry['host'], mode, 'refuse it' if mode == 'enforce' else 'report failures for it')))
+        elif published and mode == 'enforce' and entry.get('covered'):
+            findings.append(finding('dane-sts-mismatch', 'warning', 'MX %s is covered by the enforce policy but has no usable TLSA '
+                                    'records, while %s %s: DANE senders, which prefer DANE to MTA-STS (RFC 8461 §2), deliver to it '
+                                    'with unauthenticated TLS' % (entry['host'], ', '.join(dane), 'has' if len(dane) == 1 else 'have')))
+        else:
+            without.append(entry['host'])
+    if without:
+        findings.append(finding('dane-partial', 'warning', 'only some MX hosts have usable TLSA records (%s); %s %s none, so DANE '
+                                'senders deliver to %s with unauthenticated TLS (RFC 7672 §2.2)' % (
+                                    ', '.join(dane), ', '.join(without), 'has' if len(without) == 1 else 'have',
+                                    'it' if len(without) == 1 else 'them')))
+    return findings
+
+
 def judge_tlsrpt(txt, desired, published, mode, domain):
     """``(findings, the published rua or None)``."""
     if 'rua' in desired:
@@ -429,6 +556,16 @@ def evaluate(facts, expect=None, now=None, expiry_warning_days=EXPIRY_WARNING_DA
                 probe_findings, fields = judge_probe(entry['host'], probes[entry['host']], enforced, now, warning_days)
                 findings += probe_findings
                 entry.update(fields)
+    dane = facts.get('dane')
+    if dane is not None:
+        resolver = dane.get('resolver') or {}
+        for entry in mx:
+            tlsa = (dane.get('tlsa') or {}).get(entry['host'])
+            entry['dane'] = None
+            if tlsa is not None:
+                dane_findings, entry['dane'] = judge_dane(entry['host'], tlsa, (probes or {}).get(entry['host']), resolver.get('validates'))
+                findings += dane_findings
+        findings += judge_dane_agreement(mx, mode, published, resolver.get('problems'))
     tlsrpt_findings, rua = judge_tlsrpt(facts['tlsrpt_txt'], desired, published, mode, domain)
     findings += tlsrpt_findings
 

@@ -42,7 +42,7 @@ def check_of(code):
         return 'certificates'
     if code.startswith(('sts-', 'tlsrpt-')):
         return 'record'
-    if code.startswith('mx-'):
+    if code.startswith(('mx-', 'dane-')):
         return 'mx'
     return 'policy'   # policy-*, mode-*, max-age-*
 

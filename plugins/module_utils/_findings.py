@@ -57,6 +57,18 @@ FINDINGS = {
     'mx-tls-failed': ('error in enforce; warning otherwise', 'The TLS handshake with an MX host failed after STARTTLS.'),
     'mx-certificate-invalid': ('error in enforce; warning otherwise', 'An MX host certificate is not valid for its name, expired or untrusted.'),
     'mx-certificate-expiring': ('warning', 'An MX host certificate expires within expiry_warning_days.'),
+    # DANE for the MX hosts (RFC 7672), with check_dane
+    'dane-tlsa-missing': ('info', 'An MX host has no TLSA records: DANE senders deliver to it without DANE.'),
+    'dane-no-match': ('error; warning when the TLSA records are not authenticated',
+                      'No usable TLSA record of an MX host matches the certificate it serves: DANE senders defer mail to it.'),
+    'dane-unsigned': ('warning', 'The TLSA records are not DNSSEC-authenticated, so DANE senders ignore them.'),
+    'dane-resolver-not-validating': ('warning', 'The resolver asked does not validate DNSSEC, so the TLSA answers could not be judged.'),
+    'dane-lookup-failed': ('error', 'The TLSA lookup failed (SERVFAIL, a bogus signature, timeout): DANE senders defer mail to the MX.'),
+    'dane-unusable': ('warning', 'TLSA records that SMTP senders cannot use (usage 0 or 1, unknown selector or matching type).'),
+    'dane-probe-failed': ('warning; error when the MX answered SMTP but TLS never came up and its TLSA records are usable',
+                          'The STARTTLS probe got no certificate to match the TLSA records against.'),
+    'dane-partial': ('warning', 'Only some MX hosts have usable TLSA records.'),
+    'dane-sts-mismatch': ('warning', 'DANE and the MTA-STS policy disagree about an MX host.'),
     # The _smtp._tls TXT record (RFC 8460 §3)
     'tlsrpt-dns-error': ('error', 'The _smtp._tls TXT lookup failed, so senders cannot discover where to report.'),
     'tlsrpt-record-missing': ('info; warning when the published policy is in testing mode; error when EXPECT asks for rua',
