@@ -8,18 +8,9 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # Options shared by the record modules (mta_sts_record, tlsrpt_record, mta_sts_host_record).
+    # Options shared by the record modules (mta_sts_record, tlsrpt_record, mta_sts_host_record, tlsa_record).
     DOCUMENTATION = r'''
 options:
-  domain:
-    description:
-      - The mail domain whose record is managed, for example V(example.com).
-      - An internationalised name may be given with U-labels (V(bücher.example)); it is converted to A-labels
-        (V(xn--bcher-kva.example)) by IDNA 2008 (UTS 46 mapping, non-transitional) with the Python C(idna) package.
-        Without that package the module fails and names the A-label to give instead. Results show the A-label
-        (RV(results[].domain)) and the name as given (RV(results[].domain_unicode)). The same applies to O(domains).
-      - Mutually exclusive with O(domains); one of them is required.
-    type: str
   state:
     description:
       - V(present) publishes the managed records at the name; V(absent) removes every managed record there.
@@ -62,6 +53,20 @@ requirements:
   - boto3 (provider V(route53))
   - cloudflare >= 4 (provider V(cloudflare))
   - idna (internationalised domain names given as U-labels)
+'''
+
+    # The record modules whose items are mail domains (all but tlsa_record, whose items are MX hosts).
+    DOMAIN = r'''
+options:
+  domain:
+    description:
+      - The mail domain whose record is managed, for example V(example.com).
+      - An internationalised name may be given with U-labels (V(bücher.example)); it is converted to A-labels
+        (V(xn--bcher-kva.example)) by IDNA 2008 (UTS 46 mapping, non-transitional) with the Python C(idna) package.
+        Without that package the module fails and names the A-label to give instead. Results show the A-label
+        (RV(results[].domain)) and the name as given (RV(results[].domain_unicode)). The same applies to O(domains).
+      - Mutually exclusive with O(domains); one of them is required.
+    type: str
 '''
 
     # The TXT record modules (mta_sts_record, tlsrpt_record).

@@ -38,14 +38,21 @@ COMMON_OPTIONS = dict(
 )
 
 
-def run_record_module(kind, kind_options, mutually_exclusive=None):
+def run_record_module(kind, kind_options, mutually_exclusive=None, check_options=None, before_write=None):
+    """``check_options(params)``, when given, validates the kind's own options with the rest of the input, before
+    any I/O. ``before_write(module, items)``, when given, looks at the live state of the planned change and raises
+    PublishError to refuse it before anything is written (also in check mode, which predicts that refusal)."""
+    single, many = kind.subject, kind.subject + 's'
     argument_spec = dict(COMMON_OPTIONS)
+    # The items' option is named after what they are: domain/domains, or host/hosts for an MX host's records.
+    argument_spec[single] = argument_spec.pop('domain')
+    argument_spec[many] = argument_spec.pop('domains')
     argument_spec.update(kind_options)
     argument_spec.update(provider_options())
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[('domain', 'domains')] + list(mutually_exclusive or []),
-        required_one_of=[('domain', 'domains')],
+        mutually_exclusive=[(single, many)] + list(mutually_exclusive or []),
+        required_one_of=[(single, many)],
         supports_check_mode=True,
         **provider_rules()
     )
@@ -57,9 +64,13 @@ def run_record_module(kind, kind_options, mutually_exclusive=None):
             raise ValidationError('ttl', params['ttl'], 'must be 0 to 2147483647 seconds')
         items = build_items(params, kind)
         check_policy_check_options(params.get('policy_check'))
+        if check_options is not None:
+            check_options(params)
         provider = PROVIDERS[params['provider']].from_params(params)
         plan(provider, items, kind, params['ttl'], zone=params['zone'])
         look_up_live_policies(items, kind, params.get('policy_check'))
+        if before_write is not None:
+            before_write(module, items)
         if not module.check_mode:
             apply_plan(provider, items)
     except ValidationError as exc:
@@ -80,8 +91,8 @@ def run_record_module(kind, kind_options, mutually_exclusive=None):
     warn_all(module, items)
     results = [item.result() for item in items]
     output = dict(changed=any(result['changed'] for result in results), results=results)
-    if params['domain'] is not None:
-        output.update((key, results[0][key]) for key in ('domain', 'name', 'zone', 'before', 'after'))
+    if params[single] is not None:
+        output.update((key, results[0][key]) for key in (single, 'name', 'zone', 'before', 'after'))
         output.update(items[0].extra)
     if module._diff:
         output['diff'] = [diff for item in items if item.changed for diff in item.diff()]

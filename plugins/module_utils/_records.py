@@ -26,6 +26,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import (
     parse_tlsrpt_record, render_tlsrpt_record, validate_rua,
 )
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import RRset, decode, dns_target, encode, plan_rrset
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _tlsa as tlsa
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import join_value, plan_name, to_presentation
 
 
@@ -33,8 +34,10 @@ class RecordKind(object):
     """What one record module manages at one name per domain. Subclasses say what to read, want and plan."""
 
     label = None        # the name prefix, e.g. '_mta-sts'
+    subject = 'domain'  # what each item is (its option, and ``<subject>s`` for many): a mail domain, or an MX 'host'
     item_keys = ()      # the options that say what to publish (per task or per domains item), taken together
     place_keys = ()     # the options that say where (per item, else the task's), each on its own
+    setting_keys = ()   # the options that say how to publish (per item, else the task's), each on its own
     rtypes = None       # the types read at the name; None: every type there
 
     def name(self, domain, place):
@@ -355,16 +358,117 @@ class HostRecord(RecordKind):
 
     def diffs(self, item):
         """The A, AAAA and CNAME records at the name, one per line as a zone file has them."""
-        def lines(side, ttl_side):
-            return ''.join('%s %s IN %s %s\n' % (item.name, getattr(change, ttl_side), change.rtype, encode(change.rtype, value))
-                           for change in item.changes for value in getattr(change, side))
-        return [dict(before_header='%s A/AAAA/CNAME' % item.name, after_header='%s A/AAAA/CNAME' % item.name,
-                     before=lines('before', 'before_ttl'), after=lines('after', 'ttl'))]
+        return [zone_file_diff(item, 'A/AAAA/CNAME')]
+
+
+def zone_file_diff(item, types):
+    """The Ansible diff of ``item``'s changes: its records before and after, one per line as a zone file has them."""
+    def lines(side, ttl_side):
+        return ''.join('%s %s IN %s %s\n' % (item.name, getattr(change, ttl_side), change.rtype, encode(change.rtype, value))
+                       for change in item.changes for value in getattr(change, side))
+    return dict(before_header='%s %s' % (item.name, types), after_header='%s %s' % (item.name, types),
+                before=lines('before', 'before_ttl'), after=lines('after', 'ttl'))
+
+
+class TlsaRecord(RecordKind):
+    """The TLSA RRset of an MX host's SMTP service, ``_<port>._tcp.<host>`` (RFC 7672 section 2.2.3).
+
+    The subject is an MX host, not a mail domain. Only the TLSA RRset at the name is ours; other types there are
+    never touched. A CNAME there is refused: it points the TLSA look-up elsewhere (RFC 7671 section 7), and TLSA
+    records beside it would make the name invalid.
+    """
+
+    subject = 'host'
+    item_keys = ('current', 'next', 'records')
+    place_keys = ('port',)
+    setting_keys = ('usage', 'selector', 'matching_type')
+    rtypes = ('TLSA',)
+
+    def name(self, host, place):
+        return '_%d._tcp.%s' % (place['port'], host)
+
+    def check_place(self, place, where):
+        port = place.get('port')
+        if port is None:
+            port = 25
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValidationError(where + 'port', port, 'must be a TCP port number, 1 to 65535')
+        return {'port': port}
+
+    def place_extra(self, place):
+        return {'port': place['port']}
+
+    def wanted(self, values, where, place):
+        given = [values.get(key) for key in self.setting_keys]
+        usage, selector, matching_type = tlsa.check_parameters(
+            *[default if value is None else value for value, default in zip(given, tlsa.DEFAULT)], where=where)
+        wanted, extra = [], {}
+        for key in ('current', 'next'):
+            if values.get(key) is None:
+                continue
+            material = tlsa.load_material(values[key], where + key)
+            try:
+                value = tlsa.tlsa_value(material, usage, selector, matching_type)
+            except ValidationError as exc:
+                raise ValidationError(where + key, '<public key>', exc.rule)
+            extra[key] = encode('TLSA', value)
+            wanted.append(value)
+        records = values.get('records')
+        if records is not None:
+            if isinstance(records, (str, bytes)) or not isinstance(records, (list, tuple)):
+                raise ValidationError(where + 'records', records, 'must be a list of TLSA data strings, like "3 1 1 <hex>"')
+            extra['records'] = []
+            for index, text in enumerate(records):
+                field = '%srecords[%d]' % (where, index)
+                try:
+                    value = decode('TLSA', text)
+                except ValueError as exc:
+                    raise ValidationError(field, text, str(exc).split(': ', 1)[1])
+                tlsa.check_parameters(value[0], value[1], value[2], field)
+                extra['records'].append(encode('TLSA', value))
+                wanted.append(value)
+        if not wanted:
+            raise ValidationError(where + 'current', None, 'current, next or records is required with state=present')
+        # current and next on one key (a renewal that reused it) are one record.
+        return [value for index, value in enumerate(wanted) if value not in wanted[:index]], extra
+
+    def advice(self, extra):
+        texts = []
+        for text in [extra.get('current'), extra.get('next')] + list(extra.get('records') or []):
+            if text:
+                texts.extend(advice for advice in tlsa.parameter_advice(*decode('TLSA', text)[:3]) if advice not in texts)
+        return texts
+
+    def plan_item(self, item, found, ttl):
+        cname = found.get('CNAME')
+        if cname:
+            raise ConflictError('%s is a CNAME to %s: TLSA look-ups follow it (RFC 7671 section 7), so the records '
+                                'belong at the target; nothing was written; change them there, or remove the CNAME'
+                                % (item.name, cname.values[0]))
+        item.changes = [plan_rrset(found.get('TLSA') or RRset(item.name, 'TLSA'), item.wanted or [], ttl)]
+
+    def removal(self, item):
+        """``(values removed, values kept)`` by the item's planned change: what the serving check judges."""
+        change = item.changes[0]
+        return [value for value in change.before if value not in change.after], list(change.after)
+
+    def result(self, item):
+        change = item.changes[0] if item.changes else None
+        result = dict(host=item.domain, name=item.name, zone=item.zone, state=item.state, changed=item.changed,
+                      before=[encode('TLSA', value) for value in change.before] if change else None,
+                      after=[encode('TLSA', value) for value in change.after] if change else None,
+                      warnings=list(item.warnings))
+        result.update(item.extra)
+        return result
+
+    def diffs(self, item):
+        return [zone_file_diff(item, 'TLSA')]
 
 
 STS_RECORD = StsRecord()
 TLSRPT_RECORD = TlsrptRecord()
 HOST_RECORD = HostRecord()
+TLSA_RECORD = TlsaRecord()
 
 
 class Item(object):
@@ -410,41 +514,47 @@ class Item(object):
 
 
 def build_items(params, kind):
-    """Validate every domain and what to publish there; raise ValidationError on the first fault."""
-    if params.get('domain') is not None:
-        entries = [params['domain']]
+    """Validate every domain (every ``kind.subject``) and what to publish there; raise ValidationError on the first
+    fault. Fields are named after the subject: ``domains[2].rua``, ``hosts[1].next``."""
+    single, many = kind.subject, kind.subject + 's'
+    if params.get(single) is not None:
+        entries = [params[single]]
     else:
-        entries = params.get('domains') or []
+        entries = params.get(many) or []
         if not entries:
-            raise ValidationError('domains', entries, 'give at least one domain')
+            raise ValidationError(many, entries, 'give at least one %s' % single)
     task_values = dict((key, params.get(key)) for key in kind.item_keys if params.get(key) is not None)
-    task_place = dict((key, params.get(key)) for key in kind.place_keys)
+    task_place = dict((key, params.get(key)) for key in kind.place_keys + kind.setting_keys)
     items = []
     seen = set()
     for index, entry in enumerate(entries):
-        where = '' if params.get('domain') is not None else 'domains[%d].' % index
+        where = '' if params.get(single) is not None else '%s[%d].' % (many, index)
         if isinstance(entry, dict):
-            allowed = ('domain', 'state') + kind.item_keys + kind.place_keys
+            allowed = (single, 'state') + kind.item_keys + kind.place_keys + kind.setting_keys
             for key in entry:
                 if key not in allowed:
                     raise ValidationError(where + str(key), entry[key], 'unknown key; allowed: %s' % ', '.join(allowed))
             own = dict((key, entry[key]) for key in kind.item_keys if entry.get(key) is not None)
-            values = own or task_values
+            values = dict(own or task_values)
             place = dict((key, entry[key] if entry.get(key) is not None else task_place[key]) for key in kind.place_keys)
+            values.update((key, entry[key] if entry.get(key) is not None else task_place[key]) for key in kind.setting_keys)
             state = entry.get('state', params.get('state'))
-            domain = entry.get('domain')
+            domain = entry.get(single)
         else:
-            values, place, state, domain = task_values, task_place, params.get('state'), entry
+            values = dict(task_values)
+            values.update((key, task_place[key]) for key in kind.setting_keys)
+            place = dict((key, task_place[key]) for key in kind.place_keys)
+            state, domain = params.get('state'), entry
         if state not in ('present', 'absent'):
             raise ValidationError(where + 'state', state, 'must be present or absent')
         given = domain
-        domain = normalize_domain(domain, where + 'domain' if where else 'domain')
+        domain = normalize_domain(domain, where + single)
         if domain in seen:
-            raise ValidationError(where + 'domain', domain, 'listed more than once')
+            raise ValidationError(where + single, domain, 'listed more than once')
         seen.add(domain)
         wanted, extra = None, {}
         if not given.isascii():
-            extra['domain_unicode'] = given
+            extra[single + '_unicode'] = given
         place = kind.check_place(place, where)
         extra.update(kind.place_extra(place))
         if state == 'present':

@@ -20,6 +20,7 @@ import re
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._certs import HAS_CRYPTOGRAPHY, _utc, dns_names
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import encode
 
 try:
     from cryptography import x509
@@ -253,3 +254,38 @@ def record_matches(value, chain_der):
         if _digest(selected, matching_type) == data.lower():
             return True
     return False
+
+
+def judge_removal(removed, kept, probe):
+    """Whether a change that drops the TLSA values ``removed`` and leaves ``kept`` still matches what the MX
+    serves: ``(serving, refusal)``.
+
+    ``probe`` is ``_live.probe_mx`` facts (``chain_der``, ``error``, ``starttls``). ``serving`` is
+    ``{matched: ["u s m hex" of removed and kept values that match the served chain], served_spki_sha256, error}``.
+    ``refusal`` says why the change must not be made, or is None: the served key matches a removed value and no kept
+    one (DANE senders would defer every message), or the MX could not be probed, so that cannot be ruled out.
+    """
+    serving = {'matched': [], 'served_spki_sha256': None, 'error': None}
+    chain = probe.get('chain_der')
+    if chain:
+        try:
+            serving['served_spki_sha256'] = hashlib.sha256(spki_of(chain[0])).hexdigest()
+        except (ValueError, IndexError):
+            chain = None
+            serving['error'] = 'the MX served a certificate that is not DER X.509'
+    elif probe.get('error'):
+        serving['error'] = probe['error']['message']
+    elif probe.get('starttls') is False:
+        serving['error'] = 'the MX does not offer STARTTLS'
+    else:
+        serving['error'] = 'no certificate chain was captured'
+    if serving['error']:
+        return serving, 'the MX could not be probed (%s), so the removal might drop the record of the key it serves' % serving['error']
+    matched = [value for value in list(removed) + list(kept) if record_matches(value, chain)]
+    serving['matched'] = [encode('TLSA', value) for value in matched]
+    dropped = [value for value in matched if value in removed]
+    if dropped and not any(value in kept for value in matched):
+        return serving, ('the MX serves the key of %s (SPKI SHA-256 %s), which this change removes, and no record '
+                         'left matches it: DANE senders would defer every message; switch the MX to the next key '
+                         'first' % (', '.join(encode('TLSA', value) for value in dropped), serving['served_spki_sha256']))
+    return serving, None

@@ -25,6 +25,7 @@ description:
   - O(state=absent) removes the A, AAAA and CNAME records at the name.
 extends_documentation_fragment:
   - mailsec.mta_sts.record
+  - mailsec.mta_sts.record.domain
   - mailsec.mta_sts.attributes
   - mailsec.mta_sts.attributes.dns_group
   - mailsec.mta_sts.zonefile

@@ -29,6 +29,7 @@ description:
     serves the new policy, as it should before the id changes).
 extends_documentation_fragment:
   - mailsec.mta_sts.record
+  - mailsec.mta_sts.record.domain
   - mailsec.mta_sts.record.txt
   - mailsec.mta_sts.record.policy_check
   - mailsec.mta_sts.attributes

@@ -15,6 +15,7 @@ description:
     through a DNS provider, for one domain or many in one run.
 extends_documentation_fragment:
   - mailsec.mta_sts.record
+  - mailsec.mta_sts.record.domain
   - mailsec.mta_sts.record.txt
   - mailsec.mta_sts.attributes
   - mailsec.mta_sts.attributes.dns_group
