@@ -25,6 +25,28 @@ options:
         host. Each distinct host is probed once per run.
     type: bool
     default: false
+  check_dane:
+    description:
+      - Check DANE (RFC 7672) for every MX host - look up C(_25._tcp.<host>) TLSA with the DNSSEC OK bit, read the resolver's AD
+        bit, and match the records against the certificate chain the host serves over STARTTLS (also when PKIX verification
+        fails). Implies O(check_mx_tls). Each distinct host is looked up and probed once per run.
+      - The resolvers of the run are first asked whether they validate DNSSEC (O(dane_dnssec_probe), O(dane_bogus_name)).
+        With O(authoritative) they are not, and the answers are judged by their signatures alone, since authoritative
+        servers never set the AD bit.
+      - Findings C(dane-*) (docs/findings.md) and a C(dane) dict in each C(mx) entry.
+    type: bool
+    default: false
+  dane_dnssec_probe:
+    description:
+      - With O(check_dane), a DNSSEC-signed name the resolvers must answer with the AD bit, in Postfix's C(dnssec_probe) form
+        C(type:name).
+    type: str
+    default: 'ns:.'
+  dane_bogus_name:
+    description:
+      - With O(check_dane), a name whose DNSSEC signatures are broken, which a validating resolver answers with SERVFAIL.
+    type: str
+    default: dnssec-failed.org
 '''
 
     # Options of every live check: the validator above and the mx_tls_info module.

@@ -44,6 +44,13 @@ EXAMPLES = r'''
   vars:
     result: "{{ lookup('mailsec.mta_sts.validate', 'example.com', expect={'policy': policy}, check_mx_tls=true) }}"
 
+- name: DANE - every MX host serves a certificate its TLSA records match, in a signed zone
+  ansible.builtin.assert:
+    that: result.findings | selectattr('code', 'match', 'dane-') | selectattr('severity', 'ne', 'info') | list == []
+    fail_msg: "{{ result.findings | selectattr('code', 'match', 'dane-') | map(attribute='message') }}"
+  vars:
+    result: "{{ lookup('mailsec.mta_sts.validate', 'example.com', check_dane=true) }}"
+
 - name: Many domains at once
   ansible.builtin.debug:
     msg: "{{ query('mailsec.mta_sts.validate', *mail_domains, concurrency=32) | map(attribute='valid') }}"
@@ -80,7 +87,7 @@ _raw:
     records:
       description: Raw TXT values at both names.
     mx:
-      description: Per MX host facts.
+      description: Per MX host facts; with O(check_dane) each has C(dane) (see M(mailsec.mta_sts.policy_info)).
     policy_certificate:
       description: The policy host's certificate (C(names), C(not_after), C(issuer)); null when no TLS handshake completed.
     findings:

@@ -18,12 +18,13 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import evaluate, probe_result
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnssec import parse_probe, probe_resolver
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._expect import normalize_expect
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._findings import EXPIRY_WARNING_DAYS
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._dnsname import normalize_domain
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import (
-    LiveError, Resolver, gather, parse_nameserver, probe_mx,
+    LiveError, Resolver, gather, lookup_tlsa, parse_nameserver, probe_mx,
 )
 
 # The options of every live check (doc fragment mailsec.mta_sts.validate.probe).
@@ -40,6 +41,9 @@ OPTIONS = dict(
     PROBE_OPTIONS,
     expect=dict(type='dict'),
     check_mx_tls=dict(type='bool', default=False),
+    check_dane=dict(type='bool', default=False),
+    dane_dnssec_probe=dict(type='str', default='ns:.'),
+    dane_bogus_name=dict(type='str', default='dnssec-failed.org'),
 )
 # The keys of the record modules' domains items: in a term they are its expect, so one inventory list drives both.
 ITEM_KEYS = ('policy', 'mode', 'mx', 'max_age', 'id', 'rua', 'state')
@@ -103,24 +107,52 @@ def check_options(options):
         raise ValidationError('expiry_warning_days', days, 'must be a whole number of days from 0 to %d' % MAX_EXPIRY_WARNING_DAYS)
 
 
+def check_dane_options(dnssec_probe, bogus_name):
+    """The options of the resolver's DNSSEC check, validated before any question."""
+    try:
+        parse_probe(dnssec_probe)
+    except ValidationError as exc:
+        raise ValidationError('dane_dnssec_probe', dnssec_probe, exc.rule)
+    normalize_domain(bogus_name, 'dane_bogus_name')
+
+
+def _resolver_validation(dnssec_probe, bogus_name, nameservers, timeout):
+    """Whether the resolvers of the run validate DNSSEC, as Postfix's dnssec_probe asks: ``{validates, problems}``."""
+    problems = probe_resolver(dnssec_probe, bogus_name, nameservers or None, timeout)
+    return {'validates': not problems, 'problems': problems}
+
+
 def validate(terms, expect=None, nameservers=None, authoritative=False, timeout=10.0, ca_path=None,
-             check_mx_tls=False, concurrency=32, expiry_warning_days=EXPIRY_WARNING_DAYS, now=None, terms_name='terms'):
+             check_mx_tls=False, concurrency=32, expiry_warning_days=EXPIRY_WARNING_DAYS, now=None, terms_name='terms',
+             check_dane=False, dane_dnssec_probe='ns:.', dane_bogus_name='dnssec-failed.org'):
     """One result per term, in order (see the lookup's documentation for the shape).
 
     Certificates are judged at ``now``, the current time unless given (the checks never read the clock).
+    ``check_dane`` implies ``check_mx_tls``: the served chain is what the TLSA records are matched against.
     """
     check_options(dict(nameservers=nameservers, timeout=timeout, concurrency=concurrency, expiry_warning_days=expiry_warning_days))
+    if check_dane:
+        check_dane_options(dane_dnssec_probe, dane_bogus_name)
     parsed = parse_terms(terms, expect, terms_name)
     resolver = Resolver(nameservers=nameservers, authoritative=authoritative, timeout=timeout)
     # Each domain's policy fetch runs on the second pool while its DNS questions are out (see gather).
     with ThreadPoolExecutor(max_workers=concurrency) as pool, ThreadPoolExecutor(max_workers=concurrency) as fetcher:
+        # Authoritative servers never validate: there is no resolver whose AD bit to check.
+        validation = (pool.submit(_resolver_validation, dane_dnssec_probe, dane_bogus_name, nameservers, timeout)
+                      if check_dane and not authoritative else None)
         facts = list(pool.map(lambda item: gather(resolver, item[0], ca_path, timeout, fetcher), parsed))
-        if check_mx_tls:
-            # Many domains share their MX hosts: each host is probed once.
+        if check_mx_tls or check_dane:
+            # Many domains share their MX hosts: each host is probed (and its TLSA looked up) once.
             hosts = sorted(set(mx['host'] for fact in facts for mx in fact['mx']['hosts'] if mx['host']))
+            lookups = [pool.submit(lookup_tlsa, resolver, host) for host in hosts] if check_dane else []
             probes = dict(zip(hosts, _probe_all(pool, resolver, hosts, ca_path, timeout)))
+            tlsa = dict(zip(hosts, [lookup.result() for lookup in lookups]))
+            resolver_facts = validation.result() if validation is not None else {'validates': None, 'problems': []}
             for fact in facts:
-                fact['mx_probes'] = dict((mx['host'], probes[mx['host']]) for mx in fact['mx']['hosts'] if mx['host'])
+                own = [mx['host'] for mx in fact['mx']['hosts'] if mx['host']]
+                fact['mx_probes'] = dict((host, probes[host]) for host in own)
+                if check_dane:
+                    fact['dane'] = {'tlsa': dict((host, tlsa[host]) for host in own), 'resolver': resolver_facts}
     now = _now(now)
     return [evaluate(fact, item[1], now=now, expiry_warning_days=expiry_warning_days) for fact, item in zip(facts, parsed)]
 

@@ -53,6 +53,13 @@ EXAMPLES = r'''
     check_mx_tls: true
   register: check
 
+- name: DANE and MTA-STS together, against the validating resolver the MTAs use
+  mailsec.mta_sts.policy_info:
+    domains: [example.com]
+    check_dane: true
+    nameservers: [127.0.0.53]
+  register: dane
+
 - name: Report drift
   ansible.builtin.debug:
     msg: "{{ check.results | rejectattr('in_sync') | map(attribute='drift') }}"
@@ -88,7 +95,11 @@ results:
       description: The raw TXT values at C(_mta-sts) (C(sts)) and C(_smtp._tls) (C(tlsrpt)).
       type: dict
     mx:
-      description: Per MX host facts (C(host), C(preference), C(covered), and the probe's facts with O(check_mx_tls)).
+      description:
+        - Per MX host facts (C(host), C(preference), C(covered), and the probe's facts with O(check_mx_tls)).
+        - With O(check_dane), C(dane) - C(name), C(status), C(records) (C(usage selector matching-type data)),
+          C(authenticated) (the resolver's AD bit), C(signed), C(usable), C(matched) (the records the served chain
+          satisfies), C(served_spki_sha256) and C(error); null for a host not looked up. See docs/findings.md.
       type: list
       elements: dict
     policy_certificate:

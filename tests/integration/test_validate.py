@@ -189,9 +189,11 @@ def test_every_documented_code_is_reported_by_a_real_run(real_run):
     reported = set()
     for result in real_run.results[0]['results'] + real_run.results[1]['results'] + real_run.results[2]['ansible_facts']['from_lookup']:
         reported.update(finding['code'] for finding in result['findings'])
-    assert len(documented_codes()) > 30
-    assert sorted(documented_codes() - reported) == []
-    assert sorted(reported - documented_codes()) == []
+    # The dane-* codes need DNSSEC (a signing Knot, a validating unbound): tests/dane/test_check_dane.py reports each.
+    documented = set(code for code in documented_codes() if not code.startswith('dane-'))
+    assert len(documented) > 30
+    assert sorted(documented - reported) == []
+    assert sorted(reported - documented) == []
 
 
 def test_expiring_certificates_are_judged_at_the_time_of_the_run(results, real_run):

@@ -6,9 +6,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import evaluate, judge_dane, served_match
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._findings import FINDINGS
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import encode
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsa import load_material, tlsa_value
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._validator import validate
 from tests.lab.pki import LabCA, self_signed
 from tests.unit.plugins.module_utils.test_checks import NOW, fetch, make_facts, mx, policy_body, probe, sts
 
@@ -268,3 +270,18 @@ def test_every_dane_code_is_in_the_catalogue():
     assert sorted(code for code in FINDINGS if code.startswith('dane-')) == sorted([
         'dane-tlsa-missing', 'dane-no-match', 'dane-unsigned', 'dane-resolver-not-validating', 'dane-lookup-failed',
         'dane-unusable', 'dane-probe-failed', 'dane-partial', 'dane-sts-mismatch'])
+
+
+# --- the options, refused before any question ---
+
+@pytest.mark.parametrize('options, field', [
+    ({'dane_dnssec_probe': 'dane.example'}, 'dane_dnssec_probe'),
+    ({'dane_dnssec_probe': 'nosuchtype:dane.example'}, 'dane_dnssec_probe'),
+    ({'dane_bogus_name': 'a..b'}, 'dane_bogus_name'),
+    ({'dane_bogus_name': ''}, 'dane_bogus_name'),
+])
+def test_bad_dane_options_are_refused_naming_the_option(options, field):
+    # 192.0.2.1 would never answer: the error comes before any question.
+    with pytest.raises(ValidationError) as error:
+        validate(['example.com'], nameservers=['192.0.2.1'], timeout=1, check_dane=True, **options)
+    assert error.value.field == field
