@@ -285,3 +285,36 @@ def test_bad_dane_options_are_refused_naming_the_option(options, field):
     with pytest.raises(ValidationError) as error:
         validate(['example.com'], nameservers=['192.0.2.1'], timeout=1, check_dane=True, **options)
     assert error.value.field == field
+
+
+def test_each_mx_host_is_looked_up_and_probed_once_and_the_resolver_checked_once(monkeypatch):
+    """Two domains share an MX host: one TLSA lookup and one probe per host, one resolver check per run."""
+    from ansible_collections.mailsec.mta_sts.plugins.module_utils import _validator
+    calls = {'tlsa': [], 'probe': [], 'resolver': []}
+    shared = {'a.example': mx(MX1, MX2), 'b.example': mx(MX1)}
+
+    def gather(_resolver, domain, *_args):
+        return dict(make_facts(mx_lookup=shared[domain], probes=None), domain=domain)
+
+    def lookup_tlsa(_resolver, host):
+        calls['tlsa'].append(host)
+        return tlsa(host, [record(SERVED[host])])
+
+    def probe_mx(_resolver, host, **_options):
+        calls['probe'].append(host)
+        return served(host)
+
+    def probe_resolver(dnssec_probe, bogus_name, nameservers, _timeout):
+        calls['resolver'].append((dnssec_probe, bogus_name, nameservers))
+        return []
+    for name, replacement in (('gather', gather), ('lookup_tlsa', lookup_tlsa), ('probe_mx', probe_mx),
+                              ('probe_resolver', probe_resolver)):
+        monkeypatch.setattr(_validator, name, replacement)
+    results = validate(['a.example', 'b.example'], nameservers=['192.0.2.1'], check_dane=True, dane_dnssec_probe='soa:example.')
+    assert sorted(calls['tlsa']) == sorted(calls['probe']) == sorted([MX1, MX2])
+    assert calls['resolver'] == [('soa:example.', 'dnssec-failed.org', ['192.0.2.1'])]
+    assert [[entry['dane']['matched'] is not None for entry in result['mx']] for result in results] == [[True, True], [True]]
+    # Authoritative servers never validate: no resolver check, and the AD bit is not asked of them.
+    calls['resolver'] = []
+    validate(['a.example'], nameservers=['192.0.2.1'], check_dane=True, authoritative=True)
+    assert calls['resolver'] == []
