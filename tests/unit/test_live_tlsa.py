@@ -2,6 +2,7 @@
 (DO bit sent, AD bit and RRSIGs read, rdata parsed, CNAMEs followed), against servers on loopback."""
 
 import os
+import shutil
 import socket
 import struct
 import ssl
@@ -73,18 +74,13 @@ class StarttlsServer(object):
         self._stop.set()
         self._thread.join()
         self.listener.close()
+        shutil.rmtree(self.directory)
 
+    def __enter__(self):
+        return self
 
-@pytest.fixture
-def smtp_server():
-    started = []
-
-    def start(pair):
-        started.append(StarttlsServer(pair))
-        return started[-1]
-    yield start
-    for server in started:
-        server.close()
+    def __exit__(self, *exc):
+        self.close()
 
 
 def pem_certificates(pem):
@@ -97,27 +93,30 @@ def probe(server, ca_path=None):
     return _live.probe_mx(resolver, 'mx.h3.test', ca_path=ca_path, timeout=3, addresses=['127.0.0.1'], port=server.port)
 
 
-def test_a_self_signed_leaf_is_captured_although_pkix_fails(smtp_server):
+def test_a_self_signed_leaf_is_captured_although_pkix_fails():
     pair = self_signed(['mx.h3.test'])
-    facts = probe(smtp_server(pair))
+    with StarttlsServer(pair) as server:
+        facts = probe(server)
     assert facts['error'] is None and facts['starttls'] is True
     assert facts['certificate']['valid'] is False
     assert facts['chain_der'] == pem_certificates(pair[0])
 
 
-def test_a_lab_ca_chain_is_captured_leaf_first_when_it_verifies(smtp_server, tmp_path):
+def test_a_lab_ca_chain_is_captured_leaf_first_when_it_verifies(tmp_path):
     ca = LabCA()
     pair = ca.issue(['mx.h3.test'])
     chain = pem_certificates(pair[0])
     assert len(chain) == 2   # the leaf and the intermediate the server sends
-    facts = probe(smtp_server(pair), ca_path=ca.write_bundle(str(tmp_path / 'ca.pem')))
+    with StarttlsServer(pair) as server:
+        facts = probe(server, ca_path=ca.write_bundle(str(tmp_path / 'ca.pem')))
     assert facts['certificate']['valid'] is True
     assert facts['chain_der'] == chain
 
 
-def test_the_same_chain_is_captured_when_the_ca_is_not_trusted(smtp_server):
+def test_the_same_chain_is_captured_when_the_ca_is_not_trusted():
     pair = LabCA().issue(['mx.h3.test'])
-    facts = probe(smtp_server(pair))
+    with StarttlsServer(pair) as server:
+        facts = probe(server)
     assert facts['certificate']['valid'] is False
     assert facts['chain_der'] == pem_certificates(pair[0])
 
