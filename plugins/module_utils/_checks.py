@@ -29,7 +29,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._policy import (
     is_sts_record, max_age_advice, parse_policy, parse_sts_record, policy_id,
 )
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import decode, encode
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsa import Material, association, record_matches, spki_of, usable
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsa import judge_removal, usable
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsrpt import is_tlsrpt_record, parse_tlsrpt_record
 
 SECONDS_PER_DAY = 86400
@@ -391,25 +391,6 @@ def _tlsa_values(records):
     return values, unusable
 
 
-def served_match(values, probe):
-    """``{matched, served_spki_sha256, error}``: which TLSA ``values`` (canonical tuples) the chain an MX served satisfies.
-
-    ``matched`` lists them as "u s m hex", None when the probe captured no chain (``error`` says why);
-    ``served_spki_sha256`` is the data of the 3 1 1 record that names the key served.
-    """
-    probe = probe or {}
-    chain = probe.get('chain_der')
-    if not chain:
-        why = _error_text(probe.get('error')) or ('no STARTTLS offered' if probe.get('starttls') is False else 'no TLS handshake')
-        return {'matched': None, 'served_spki_sha256': None, 'error': why}
-    try:
-        served = association(Material('certificate', chain[0], spki_of(chain[0]), [], None), 1, 1)
-    except ValueError:
-        served = None
-    return {'matched': [encode('TLSA', value) for value in values if record_matches(value, chain)],
-            'served_spki_sha256': served, 'error': None}
-
-
 def judge_dane(host, tlsa, probe, resolver_validates):
     """``(findings, the dane fields of the host's mx entry)`` for one MX host's TLSA lookup and STARTTLS probe.
 
@@ -446,10 +427,11 @@ def judge_dane(host, tlsa, probe, resolver_validates):
                                    if values else 'with no usable record DANE senders require TLS but authenticate nothing')))
     if not values or probe is None:
         return findings, fields
-    serving = served_match(values, probe)
-    fields.update(matched=serving['matched'], served_spki_sha256=serving['served_spki_sha256'])
+    # The serving check of tlsa_record judges the same facts: nothing removed, every value kept.
+    serving = judge_removal([], values, probe)[0]
+    fields.update(matched=None if serving['error'] else serving['matched'], served_spki_sha256=serving['served_spki_sha256'])
     wanted = ', '.join(encode('TLSA', value) for value in values)
-    if serving['matched'] is None:
+    if serving['error']:
         # The MX answered SMTP but TLS never came up: a DANE sender, which requires it, defers.
         defers = probe.get('starttls') is not None and not insecure
         findings.append(finding('dane-probe-failed', 'error' if defers else 'warning', 'MX %s: the TLSA records (%s) could not be '

@@ -220,7 +220,7 @@ def test_unusable_records_and_an_mx_that_cannot_be_probed(results):
     assert dane_codes(results['unusable.h3.dane.example']) == ['dane-unusable']
     down = results['down.h3.dane.example']
     assert dane_codes(down, 'warning') == ['dane-probe-failed']
-    assert 'connect' in messages(down, 'dane-probe-failed')[0]
+    assert 'Connection refused' in messages(down, 'dane-probe-failed')[0]
 
 
 def test_dane_on_some_mx_hosts_and_against_the_enforce_policy(results):

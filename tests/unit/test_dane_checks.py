@@ -5,7 +5,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import evaluate, judge_dane, served_match
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._checks import evaluate, judge_dane
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._findings import FINDINGS
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import encode
@@ -201,10 +201,10 @@ def test_an_unusable_record_beside_a_usable_one_is_ignored():
 # --- when the probe saw no certificate ---
 
 @pytest.mark.parametrize('probe_kwargs, severity, text', [
-    ({'starttls': False, 'tls_version': None, 'cert': None}, 'error', 'no STARTTLS offered; DANE senders require TLS'),
-    ({'error': {'kind': 'tls', 'message': 'handshake failure'}, 'tls_version': None, 'cert': None}, 'error', 'tls: handshake failure'),
+    ({'starttls': False, 'tls_version': None, 'cert': None}, 'error', 'the MX does not offer STARTTLS; DANE senders require TLS'),
+    ({'error': {'kind': 'tls', 'message': 'handshake failure'}, 'tls_version': None, 'cert': None}, 'error', 'could not be matched: handshake failure; DANE senders'),
     ({'starttls': None, 'error': {'kind': 'connect', 'message': 'refused'}, 'tls_version': None, 'cert': None}, 'warning',
-     'connect: refused; the certificate it serves is unknown'),
+     'could not be matched: refused; the certificate it serves is unknown'),
 ])
 def test_no_certificate_to_match(probe_kwargs, severity, text):
     probes = {MX1: served(MX1, **probe_kwargs), MX2: served(MX2)}
@@ -219,10 +219,9 @@ def test_no_starttls_with_insecure_records_is_only_a_warning():
     assert ('dane-probe-failed', 'warning') in dane_found(result)
 
 
-def test_served_match_without_a_probe_or_a_chain():
-    assert served_match([(3, 1, 1, 'ab' * 32)], None) == {'matched': None, 'served_spki_sha256': None, 'error': 'no TLS handshake'}
+def test_without_a_probe_nothing_is_matched():
     findings, fields = judge_dane(MX1, tlsa(MX1, [record(SERVED[MX1])]), None, True)
-    assert findings == [] and fields['matched'] is None
+    assert findings == [] and fields['matched'] is None and fields['usable'] is True
 
 
 # --- DANE across the MX hosts, and against the policy ---
