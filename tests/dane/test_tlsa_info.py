@@ -1,6 +1,7 @@
 """tlsa_info through ansible-playbook against real authoritative servers: the session's signing Knot (``dnssec_lab``)
 and a second Knot of this file (127.0.4.53:53) serving the same zone, to which records come late or never, as to a
-lagging secondary; and a Postfix MX (127.0.4.41:25, lab CA certificates) whose served chain is matched.
+lagging secondary; and Postfix MX hosts (127.0.4.41:25 and 127.0.4.42:25, lab CA certificates) whose served chains
+are matched. The tlsa_rollover filter then judges a whole rollover from what tlsa_info sees at each step.
 
 Names are this file's own, under h4.dane.example.
 """
@@ -21,6 +22,9 @@ ZONE = 'dane.example.'
 SECONDARY = '127.0.4.53'
 MX_ADDRESS = '127.0.4.41'
 MX = 'mx1.h4.dane.example'
+ROLL_ADDRESS = '127.0.4.42'
+ROLL = 'mx-roll.h4.dane.example'
+T0 = '2026-12-01T10:00:00Z'
 TTL = 60
 OTHER = '3 1 1 ' + 'ab' * 32
 
@@ -37,10 +41,12 @@ class H4Lab(object):
     """The two authoritative servers of dane.example and the MX of this file."""
 
     def __init__(self, dnssec_lab, ca, workdir):
+        self.ca = ca
         self.primary = dnssec_lab.knot
         self.secondary = KnotLab(os.path.join(workdir, 'knot'), [ZONE], address=SECONDARY, port=53)
         self.mail = MailLab(os.path.join(workdir, 'mail'), ca)
         self.mail.add_mx(MX_ADDRESS, name=MX)
+        self.mail.add_mx(ROLL_ADDRESS, name=ROLL)
 
     def start(self):
         self.secondary.start()
@@ -69,8 +75,13 @@ class H4Lab(object):
         if secondary:
             self.secondary.add_records(ZONE, lines)
 
-    def served(self):
-        return tlsa_data(self.mail.certificate(MX_ADDRESS))
+    def withdraw(self, host, values):
+        lines = [tlsa_line(host, value) for value in values]
+        self.primary.remove_records(ZONE, lines)
+        self.secondary.remove_records(ZONE, lines)
+
+    def served(self, address=MX_ADDRESS):
+        return tlsa_data(self.mail.certificate(address))
 
     def renew_on_a_new_key(self):
         self.mail.add_mx(MX_ADDRESS, name=MX)
@@ -208,3 +219,51 @@ def test_bad_options_fail_before_any_question(lab, tmp_path):
                                                        'nameservers': lab.nameservers}}], workdir=str(tmp_path))
     assert run.returncode != 0
     assert run.result['msg'].startswith("expect[0] '3 1 1 nothex': ")
+
+
+def rollover_step(lab, tmp_path, entry, wanted, now):
+    """One look with tlsa_info and the step the filter judges from it, in one ansible-playbook run."""
+    run = run_playbook([
+        {'mailsec.mta_sts.tlsa_info': {'nameservers': lab.nameservers, 'timeout': 5, 'hosts': [ROLL],
+                                       'expect': [wanted['current'], wanted['next']], 'probe_mx': True,
+                                       'address': ROLL_ADDRESS},
+         'register': 'seen'},
+        {'ansible.builtin.set_fact': {'step': '{{ entry | mailsec.mta_sts.tlsa_rollover(wanted, seen.results[0], now) }}'}},
+    ], workdir=str(tmp_path), play_vars={'entry': entry, 'wanted': wanted, 'now': now})
+    assert run.returncode == 0, run
+    return run.result['ansible_facts']['step']
+
+
+def test_the_rollover_filter_judges_each_step_from_what_is_live(lab, tmp_path):
+    current = lab.served(ROLL_ADDRESS)
+    next_pair = lab.ca.issue([ROLL])
+    following = tlsa_data(next_pair[0])
+    wanted = {'current': current, 'next': following}
+    lab.publish(ROLL, [current])
+
+    step = rollover_step(lab, tmp_path, {}, wanted, T0)
+    assert (step['step'], step['records']) == ('publish-next', [current, following])
+    lab.publish(ROLL, [following], secondary=False)
+    step = rollover_step(lab, tmp_path, step['entry'], wanted, T0)
+    assert step['step'] == 'publish-next' and step['reason'].endswith('next is missing at %s' % SECONDARY)
+
+    lab.secondary.add_records(ZONE, [tlsa_line(ROLL, following)])
+    step = rollover_step(lab, tmp_path, step['entry'], wanted, T0)
+    assert (step['step'], step['wait_until']) == ('wait', '2026-12-01T10:02:00Z')   # two TTLs of 60 s
+    assert step['entry']['next_visible_since'] == T0 and step['entry']['ttl'] == TTL
+    # A later run resumes from the state entry; before two TTLs nothing moves, after them the MTA may switch.
+    assert rollover_step(lab, tmp_path, step['entry'], wanted, '2026-12-01T10:01:59Z')['step'] == 'wait'
+    step = rollover_step(lab, tmp_path, step['entry'], wanted, '2026-12-01T10:02:00Z')
+    assert step['step'] == 'switch' and step['records'] == [current, following]
+
+    lab.mail.add_mx(ROLL_ADDRESS, name=ROLL, pair=next_pair)
+    lab.mail.restart()
+    step = rollover_step(lab, tmp_path, step['entry'], wanted, '2026-12-01T10:05:00Z')
+    assert (step['step'], step['records']) == ('retire-old', [following])
+    assert step['entry']['switched_at'] == '2026-12-01T10:05:00Z'
+
+    lab.withdraw(ROLL, [current])
+    step = rollover_step(lab, tmp_path, step['entry'], wanted, '2026-12-01T10:06:00Z')
+    assert step['step'] == 'done' and step['records'] == [following]
+    assert step['entry'] == {'current': following, 'next': None, 'ttl': TTL, 'next_visible_since': None,
+                             'switched_at': '2026-12-01T10:05:00Z'}

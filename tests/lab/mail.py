@@ -180,7 +180,7 @@ class MailLab(ProcessServer):
 
     # -- configuring MX hosts ------------------------------------------------
 
-    def add_mx(self, address, kind='good', name=None, names=None, key_type='ec', port=25):
+    def add_mx(self, address, kind='good', name=None, names=None, key_type='ec', port=25, pair=None):
         """Answer SMTP on ``address:port`` as MX host ``name``.
 
         ``kind``: ``good`` (STARTTLS, certificate for ``name`` from the lab CA
@@ -193,7 +193,9 @@ class MailLab(ProcessServer):
         but TLS 1.0 only: offers STARTTLS, and a client that requires TLS 1.2
         fails the handshake).  ``name`` is also the host
         name in the banner and the EHLO answer (``myhostname``).  ``names``
-        overrides the names in the certificate.  Adding an address again
+        overrides the names in the certificate.  ``pair`` (chain PEM, key PEM)
+        is served instead of a certificate issued at start: a key known before
+        the MX serves it (a TLSA rollover's next key).  Adding an address again
         replaces it; call ``start()``/``restart()`` to put changes live.
         """
         address = check_loopback(address)
@@ -206,6 +208,7 @@ class MailLab(ProcessServer):
         name = check_host(name)
         names = [names] if isinstance(names, str) else (list(names) if names else None)
         self._mx[(address, int(port))] = _MX(address, int(port), kind, name, names, key_type)
+        self._mx[(address, int(port))].pair = pair
         return self
 
     def remove_mx(self, address, port=25):
