@@ -13,12 +13,17 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import Val
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import LiveError
 
 
-def run_check_module(items_option, items_spec, options, check):
-    """Run ``check(items, **options)`` on the module's parameters and exit with its ``results``; never changes anything."""
+def run_check_module(items_option, items_spec, options, check, verdict=None):
+    """Run ``check(items, **options)`` on the module's parameters and exit with its ``results``; never changes anything.
+
+    With ``verdict`` (a return value's name), ``check`` returns ``(results, verdict)``, as a wait does.
+    """
     module = AnsibleModule(argument_spec=dict(options, **{items_option: items_spec}), supports_check_mode=True)
     values = dict((name, module.params[name]) for name in options)
     try:
-        results = check(module.params[items_option], **values)
+        outcome = check(module.params[items_option], **values)
     except (ValidationError, LiveError) as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, results=results)
+    if verdict is None:
+        module.exit_json(changed=False, results=outcome)
+    module.exit_json(changed=False, results=outcome[0], **{verdict: outcome[1]})

@@ -210,10 +210,7 @@ results:
           type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import LiveError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._info_module import run_check_module
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsa_info import look
 
 OPTIONS = dict(
@@ -231,14 +228,7 @@ OPTIONS = dict(
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(OPTIONS, hosts=dict(type='list', elements='str', required=True)),
-                           supports_check_mode=True)
-    options = dict((name, module.params[name]) for name in OPTIONS)
-    try:
-        results, all_visible = look(module.params['hosts'], **options)
-    except (ValidationError, LiveError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, all_visible=all_visible, results=results)
+    run_check_module('hosts', dict(type='list', elements='str', required=True), OPTIONS, look, verdict='all_visible')
 
 
 if __name__ == '__main__':
