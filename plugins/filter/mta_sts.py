@@ -18,6 +18,8 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils import _acme, _mx,
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _drift_report
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _rollout
 from ansible_collections.mailsec.mta_sts.plugins.module_utils import _tlsa_rollover
+from ansible_collections.mailsec.mta_sts.plugins.module_utils import _tlsa
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import encode as encode_record
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ValidationError
 
 
@@ -51,6 +53,17 @@ def render_policy(policy):
     if advice:
         Display().warning('render_policy: %s' % advice[1])
     return text
+
+
+def tlsa_data(pem, usage=3, selector=1, matching_type=1):
+    """``pem | tlsa_data(usage=3, selector=1, matching_type=1)``: the TLSA record data, "3 1 1 <hex>"."""
+    usage, selector, matching_type = _tlsa.check_parameters(usage, selector, matching_type, 'tlsa_data')
+    material = _tlsa.load_material(pem, 'tlsa_data input')
+    try:
+        value = _tlsa.tlsa_value(material, usage, selector, matching_type)
+    except ValidationError as exc:
+        raise ValidationError('tlsa_data.selector', selector, exc.rule)
+    return encode_record('TLSA', value)
 
 
 def mx_match(host, patterns):
@@ -122,4 +135,5 @@ class FilterModule(object):
             'drift_report': _wrap(drift_report),
             'drift_failures': _wrap(drift_failures),
             'tlsa_rollover': _wrap(tlsa_rollover),
+            'tlsa_data': _wrap(tlsa_data),
         }

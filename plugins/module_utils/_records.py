@@ -380,23 +380,24 @@ class TlsaRecord(RecordKind):
 
     subject = 'host'
     item_keys = ('current', 'next', 'records')
-    place_keys = ('port',)
+    # Not ``port``: the rfc2136 provider's option of that name is the DNS server's port.
+    place_keys = ('smtp_port',)
     setting_keys = ('usage', 'selector', 'matching_type')
     rtypes = ('TLSA',)
 
     def name(self, host, place):
-        return '_%d._tcp.%s' % (place['port'], host)
+        return '_%d._tcp.%s' % (place['smtp_port'], host)
 
     def check_place(self, place, where):
-        port = place.get('port')
+        port = place.get('smtp_port')
         if port is None:
             port = 25
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValidationError(where + 'port', port, 'must be a TCP port number, 1 to 65535')
-        return {'port': port}
+            raise ValidationError(where + 'smtp_port', port, 'must be a TCP port number, 1 to 65535')
+        return {'smtp_port': port}
 
     def place_extra(self, place):
-        return {'port': place['port']}
+        return {'port': place['smtp_port']}
 
     def wanted(self, values, where, place):
         given = [values.get(key) for key in self.setting_keys]

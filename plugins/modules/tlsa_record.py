@@ -11,7 +11,7 @@ module: tlsa_record
 short_description: Publish the DANE TLSA records of MX hosts, C(_25._tcp.<host>)
 version_added: 0.2.0
 description:
-  - Publishes or removes the TLSA RRset at C(_<port>._tcp.<host>) (RFC 7672 section 2.2.3) of one MX host or many,
+  - Publishes or removes the TLSA RRset at C(_<smtp_port>._tcp.<host>) (RFC 7672 section 2.2.3) of one MX host or many,
     through a DNS provider, so that DANE senders (RFC 7672) authenticate the host's STARTTLS certificate from DNSSEC
     instead of the web PKI. The zone must be DNSSEC-signed for the records to protect anything.
   - The record data is computed from the MX's certificate or public key (O(current), O(next)), or given ready
@@ -42,7 +42,7 @@ options:
   host:
     description:
       - The MX host whose TLSA records are managed, for example V(mx1.example.com); the module manages
-        C(_<port>._tcp.<host>).
+        C(_<smtp_port>._tcp.<host>).
       - It must be a hostname (letters, digits and hyphens; no underscores). An internationalised name given with
         U-labels is converted to A-labels, as the other record modules do for domains.
       - Mutually exclusive with O(hosts); one of them is required.
@@ -50,22 +50,24 @@ options:
   hosts:
     description:
       - Several MX hosts in one run. Each item is a host name that shares the task's O(current), O(next),
-        O(records), O(port), parameters and O(state), or a dict with its own C(host), C(state), C(port),
+        O(records), O(smtp_port), parameters and O(state), or a dict with its own C(host), C(state), C(smtp_port),
         C(usage), C(selector), C(matching_type), and C(current), C(next) or C(records) (taken together, so an item that
         gives any of these three uses none of the task's).
       - Mutually exclusive with O(host).
     type: list
     elements: raw
-  port:
+  smtp_port:
     description:
-      - The TCP port of the SMTP service, 1 to 65535; the records live at C(_<port>._tcp.<host>).
+      - The TCP port of the SMTP service, 1 to 65535; the records live at C(_<smtp_port>._tcp.<host>).
+      - Named so because O(port) is the DNS server's port of provider V(rfc2136).
     type: int
     default: 25
   current:
     description:
       - The certificate the MX serves now, or its public key, as PEM text (use P(ansible.builtin.file#lookup) for a
         file). Of a chain, the first certificate (the leaf) is used.
-      - A private key is refused, and never shown.
+      - A private key is refused, and never shown; the option is C(no_log) so that one given by mistake never
+        reaches a log.
     type: str
   next:
     description:
@@ -100,7 +102,7 @@ options:
   serving_check:
     description:
       - The look at the MX before a change that removes any TLSA value (including O(state=absent)).
-      - The module connects to the host (or O(serving_check.address)) on O(port), issues STARTTLS, and matches
+      - The module connects to the host (or O(serving_check.address)) on O(smtp_port), issues STARTTLS, and matches
         the served certificate chain against the records. When the served key matches a record being removed
         and none of the records left, the change is refused before anything is written. When the MX cannot be
         probed, the removal is refused too, naming the reason; set O(serving_check.enabled=false) to remove anyway.
@@ -294,9 +296,10 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import TL
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsa import judge_removal
 
 OPTIONS = dict(
-    port=dict(type='int', default=25),
-    current=dict(type='str'),
-    next=dict(type='str'),
+    smtp_port=dict(type='int', default=25),
+    # Not secret, but a private key given here by mistake must never reach a log.
+    current=dict(type='str', no_log=True),
+    next=dict(type='str', no_log=True),
     records=dict(type='list', elements='str'),
     # No choices: the core refuses other values itself, saying why (usages 0 and 1 are unusable for SMTP).
     usage=dict(type='int', default=3),
@@ -324,7 +327,7 @@ def probe(resolver, failure, item, options):
         return {'error': failure, 'chain_der': None}
     addresses = [options['address']] if options['address'] else None
     return probe_mx(resolver, item.domain, ca_path=options['ca_path'], timeout=options['timeout'],
-                    addresses=addresses, port=item.place['port'])
+                    addresses=addresses, port=item.place['smtp_port'])
 
 
 def check_serving(module, items):

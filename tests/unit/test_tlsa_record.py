@@ -28,14 +28,14 @@ def keys():
 
 
 def params(**options):
-    base = dict(host=None, hosts=None, state='present', port=25, current=None, next=None, records=None,
+    base = dict(host=None, hosts=None, state='present', smtp_port=25, current=None, next=None, records=None,
                 usage=3, selector=1, matching_type=1)
     base.update(options)
     return base
 
 
 def test_current_and_next_give_two_3_1_1_records_at_the_port_name(keys):
-    items = build_items(params(hosts=['MX1.Example.com.', {'host': 'mx2.example.com', 'port': 2525}],
+    items = build_items(params(hosts=['MX1.Example.com.', {'host': 'mx2.example.com', 'smtp_port': 2525}],
                                current=keys['a'], next=keys['b']), TLSA_RECORD)
     assert [item.name for item in items] == ['_25._tcp.mx1.example.com', '_2525._tcp.mx2.example.com']
     expected = [(3, 1, 1, spki_sha256(keys['a'])), (3, 1, 1, spki_sha256(keys['b']))]
@@ -70,8 +70,8 @@ def test_an_item_takes_its_own_parameters_else_the_tasks_and_2_1_1_warns(keys):
     (dict(host='_25._tcp.mx1.example.com'), 'host', 'bad label'),
     (dict(host='mx1'), 'host', 'at least two labels'),
     (dict(hosts=['mx1.example.com', 'MX1.example.com']), 'hosts[1].host', 'listed more than once'),
-    (dict(hosts=[{'host': 'mx1.example.com', 'port': 0}]), 'hosts[0].port', '1 to 65535'),
-    (dict(hosts=[{'host': 'mx1.example.com', 'port': '25'}]), 'hosts[0].port', '1 to 65535'),
+    (dict(hosts=[{'host': 'mx1.example.com', 'smtp_port': 0}]), 'hosts[0].smtp_port', '1 to 65535'),
+    (dict(hosts=[{'host': 'mx1.example.com', 'smtp_port': '25'}]), 'hosts[0].smtp_port', '1 to 65535'),
     (dict(hosts=[{'domain': 'mx1.example.com'}]), 'hosts[0].domain', 'unknown key'),
     (dict(hosts=[]), 'hosts', 'give at least one host'),
     (dict(host='mx1.example.com', current=None), 'current', 'current, next or records is required'),

@@ -38,7 +38,7 @@ def test_filter_names():
                                       'render_policy', 'policy_id', 'mx_match', 'acme_certificate_groups',
                                       'tlsrpt_summary', 'tlsrpt_markdown', 'tlsrpt_enforce_gate', 'drift_report', 'drift_failures',
                                       'mta_sts_state_update', 'mta_sts_live_policy', 'mta_sts_enforce_gate', 'mta_sts_mx_change',
-                                      'mta_sts_retirement', 'mta_sts_plan', 'tlsa_rollover'])
+                                      'mta_sts_retirement', 'mta_sts_plan', 'tlsa_rollover', 'tlsa_data'])
 
 
 def test_templar_acme_certificate_groups(templar):
