@@ -1,11 +1,13 @@
 """The live DANE facts: the chain an MX serves (captured also when PKIX fails) and the TLSA lookup
-(DO bit sent, AD bit and RRSIGs read, rdata parsed, CNAMEs followed), against servers on loopback."""
+(DO bit sent, AD bit and RRSIGs read, rdata parsed, CNAMEs followed): the chain against an SMTP server on
+loopback, the lookup from DNS responses built by dnspython."""
 
 import os
 import shutil
 import socket
-import struct
+import socketserver
 import ssl
+import struct
 import tempfile
 import threading
 
@@ -24,8 +26,27 @@ from tests.lab.pki import LabCA, self_signed
 
 # -- the served chain ------------------------------------------------------------
 
-class StarttlsServer(object):
-    """A one-connection-at-a-time SMTP server on 127.0.0.1 (ephemeral port) offering STARTTLS with ``pair``."""
+class _StarttlsSession(socketserver.BaseRequestHandler):
+    """Greeting, EHLO offering STARTTLS, then the TLS handshake with the server's certificate."""
+
+    def handle(self):
+        conn = self.request
+        conn.settimeout(5)
+        reader = conn.makefile('rb')
+        try:
+            conn.sendall(b'220 mx.test ESMTP\r\n')
+            reader.readline()
+            conn.sendall(b'250-mx.test\r\n250 STARTTLS\r\n')
+            reader.readline()
+            conn.sendall(b'220 go ahead\r\n')
+            tls = self.server.context.wrap_socket(conn, server_side=True)
+            tls.recv(1024)   # the client's QUIT, or the end of a refused handshake
+        except (OSError, ssl.SSLError):
+            pass
+
+
+class StarttlsServer(socketserver.TCPServer):
+    """An SMTP server on 127.0.0.1 (an ephemeral port) offering STARTTLS with ``pair``; a context manager."""
 
     def __init__(self, pair):
         self.directory = tempfile.mkdtemp()
@@ -37,50 +58,16 @@ class StarttlsServer(object):
             f.write(pair[1])
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert_path, key_path)
-        self.listener = socket.socket()
-        self.listener.bind(('127.0.0.1', 0))
-        self.listener.listen(4)
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        super().__init__(('127.0.0.1', 0), _StarttlsSession)
+        self.port = self.server_address[1]
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
         self._thread.start()
 
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _peer = self.listener.accept()
-            except socket.timeout:
-                continue
-            try:
-                self._session(conn)
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                conn.close()
-
-    def _session(self, conn):
-        conn.settimeout(5)
-        reader = conn.makefile('rb')
-        conn.sendall(b'220 mx.test ESMTP\r\n')
-        reader.readline()
-        conn.sendall(b'250-mx.test\r\n250 STARTTLS\r\n')
-        reader.readline()
-        conn.sendall(b'220 go ahead\r\n')
-        tls = self.context.wrap_socket(conn, server_side=True)
-        tls.recv(1024)   # the client's QUIT, or the end of a refused handshake
-
-    def close(self):
-        self._stop.set()
-        self._thread.join()
-        self.listener.close()
-        shutil.rmtree(self.directory)
-
-    def __enter__(self):
-        return self
-
     def __exit__(self, *exc):
-        self.close()
+        self.shutdown()
+        self.server_close()
+        self._thread.join()
+        shutil.rmtree(self.directory)
 
 
 def pem_certificates(pem):
