@@ -220,7 +220,11 @@ def look(hosts, port=25, expect=None, nameservers=None, resolvers=None, wait_tim
                                           resolvers=resolvers, wait_timeout=wait_timeout, interval=interval,
                                           probe_mx=probe_mx, address=address, timeout=timeout))
     given = [_live.parse_nameserver(server) for server in nameservers or []]
-    resolver = _live.Resolver(nameservers=resolvers, timeout=timeout)
+    if not _live.HAS_DNSPYTHON:
+        raise _live.LiveError('tlsa_info needs the dnspython Python library: %s' % _live.DNSPYTHON_IMPORT_ERROR)
+    # Only made when a name must be resolved: the system's resolver configuration may be missing where it is not.
+    needed = not given or (probe_mx and not address)
+    resolver = _live.Resolver(nameservers=resolvers, timeout=timeout) if needed else None
     items = [(host, tlsa_name(host, port), expected) for host in parsed]
     results = {}
     attempts = dict((host, 0) for host in parsed)
