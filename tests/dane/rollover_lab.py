@@ -16,10 +16,14 @@ that enforces DANE (the same role with ``postfix_dane: true``), both inside
 """
 
 import dataclasses
+import json
 import os
+import sys
 import tempfile
 
-from tests.integration.playbook import REPO, run_playbook
+import yaml
+
+from tests.integration.playbook import ANSIBLE_PLAYBOOK, REPO, playbook_env, run_command, run_playbook
 from tests.lab.pki import write_pair
 from tests.postfix.mail_lab import SendingPostfix, received, wait_for_outcomes
 
@@ -34,6 +38,7 @@ WHEELS = os.path.join(REPO, '.build', 'wheels', 'mta-sts-resolver')
 SYSTEM_PYTHON = '/usr/bin/python3'
 DISCARD = 'discard:accepted-by-mailsec-lab'
 FINAL = ('sent', 'deferred', 'bounced')
+PLAYBOOK = os.path.join(REPO, 'playbooks', 'tlsa_rollover.yml')
 
 
 class ReceivingMx(SendingPostfix):
@@ -55,14 +60,20 @@ class ReceivingMx(SendingPostfix):
 @dataclasses.dataclass
 class Delivery:
     message_id: str
-    status: str          # sent, deferred, bounced; None when the log never said
+    statuses: list       # the status of each attempt, in order: sent, deferred, bounced
     tls: str             # the TLS line of the final attempt ('' when none)
-    reason: str
+    reason: str          # the final attempt's text after status=
     received: bool       # the MX logged the Message-ID
 
     @property
+    def status(self):
+        return self.statuses[-1] if self.statuses else None
+
+    @property
     def verified(self):
-        return self.status == 'sent' and ' Verified TLS connection established to ' in self.tls and self.received
+        """Delivered at the first attempt, over TLS that DANE verified, and received."""
+        return (self.statuses == ['sent'] and ' Verified TLS connection established to ' in self.tls
+                and self.received)
 
 
 class MailPair:
@@ -136,15 +147,88 @@ class MailPair:
         for server in (self.sender, self.mx):
             server.stop()
 
+    def submit(self, tag):
+        """Submit one message to the domain; its Message-ID."""
+        return self.sender.submit(f'user@{DOMAIN}', tag)
+
+    def deliveries(self, message_ids, timeout=60):
+        """``{message_id: Delivery}`` once the sender logged a status for each (sent, or deferred at least once)."""
+        found = wait_for_outcomes(self.sender, list(message_ids), lambda o: o.status in FINAL, timeout=timeout)
+        deliveries = {}
+        for message_id, result in found.items():
+            final = result.final if result else None
+            deliveries[message_id] = Delivery(
+                message_id, [a.status for a in result.attempts] if result else [], final.tls if final else '',
+                final.reason if final else '', bool(received(self.mx, message_id)))
+        return deliveries
+
     def send(self, tag, timeout=60):
-        """Submit one message to the domain; its ``Delivery`` once the sender logged a final status
-        for it (sent, or deferred at least once)."""
-        message_id = self.sender.submit(f'user@{DOMAIN}', tag)
-        result = wait_for_outcomes(self.sender, [message_id], lambda o: o.status in FINAL,
-                                   timeout=timeout)[message_id]
-        final = result.final if result else None
-        return Delivery(message_id, final.status if final else None, final.tls if final else '',
-                        final.reason if final else '', bool(received(self.mx, message_id)))
+        """Submit one message and return its ``Delivery``."""
+        message_id = self.submit(tag)
+        return self.deliveries([message_id], timeout)[message_id]
 
     def log_tail(self):
         return self.sender.log_tail(30)
+
+
+class RolloverInventory:
+    """An inventory directory as a user keeps it for playbooks/tlsa_rollover.yml: the MTA host (here the
+    controller itself, whose Postfix is the lab's MX) in the group ``mta`` with the postfix role's variables
+    and its current and next certificates; the DNS provider (Knot by RFC 2136) and the state file for all."""
+
+    def __init__(self, mail, workdir, current, following, **extra):
+        self.mail = mail
+        self.dir = tempfile.mkdtemp(prefix='inventory-', dir=workdir)
+        self.state_file = os.path.join(self.dir, 'tlsa-rollover-state.yml')
+        self.set(current, following, **extra)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def set(self, current, following, **extra):
+        """Roll from certificate label ``current`` to ``following`` (None: no next); ``extra``: more variables."""
+        knot = self.mail.dns.knot
+        group_vars = {
+            'tlsa_rollover_dns': {'provider': 'rfc2136', 'server': knot.address, 'port': knot.port,
+                                  'key_name': knot.key_name, 'key_secret': knot.key_secret,
+                                  'key_algorithm': knot.key_algorithm},
+            'tlsa_rollover_info': {'nameservers': [f'{knot.address}:{knot.port}'], 'interval': 0.5, 'timeout': 5},
+            'tlsa_rollover_serving_check': {'timeout': 5},
+            'tlsa_rollover_ttl': DNS_TTL,
+            'tlsa_rollover_wait_timeout': 30,
+            'tlsa_rollover_state_file': self.state_file,
+        }
+        host_vars = dict(self.mail.mx_role_vars(current), tlsa_rollover_mx_hosts=[MX_NAME])
+        crt, key = self.mail.certificate(current)
+        host_vars['tlsa_rollover_current'] = {'cert': crt, 'key': key}
+        if following:
+            crt, key = self.mail.certificate(following)
+            host_vars['tlsa_rollover_next'] = {'cert': crt, 'key': key}
+        host_vars.update(extra)
+        hosts = {'all': {'hosts': {'localhost': {'ansible_connection': 'local',
+                                                 'ansible_python_interpreter': sys.executable}},
+                         'children': {'mta': {'hosts': {'localhost': {}}}}}}
+        for name, data in (('hosts.yml', hosts), (os.path.join('group_vars', 'all.yml'), group_vars),
+                           (os.path.join('host_vars', 'localhost.yml'), host_vars)):
+            os.makedirs(os.path.dirname(self.path(name)), exist_ok=True)
+            with open(self.path(name), 'w', encoding='utf-8') as handle:
+                yaml.safe_dump(data, handle, sort_keys=False)
+
+    def run(self, check=False, diff=False, **extra_vars):
+        workdir = tempfile.mkdtemp(prefix='run-', dir=self.dir)
+        results_file = os.path.join(workdir, 'results.json')
+        command = [ANSIBLE_PLAYBOOK, '-i', self.path('hosts.yml'), PLAYBOOK]
+        if check:
+            command.append('--check')
+        if diff:
+            command.append('--diff')
+        for name, value in extra_vars.items():
+            command += ['-e', json.dumps({name: value})]
+        return run_command(command, playbook_env(results_file), results_file)
+
+    def state(self):
+        """The state file's ``tlsa_rollover_state`` (None when there is no file)."""
+        if not os.path.exists(self.state_file):
+            return None
+        with open(self.state_file, encoding='utf-8') as handle:
+            return yaml.safe_load(handle)['tlsa_rollover_state']

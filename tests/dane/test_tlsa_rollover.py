@@ -1,19 +1,32 @@
-"""The TLSA rollover of the domain's own MX (issue 12), against real Postfix.
+"""The TLSA rollover of the domain's own MX (issue 12), through ``playbooks/tlsa_rollover.yml`` against real Postfix.
 
-A receiving Postfix MX (``mx.h5.dane.example``, 127.0.5.1) whose inbound
-certificate the ``mailsec.mta_sts.postfix`` role manages, and a sending
-Postfix that enforces DANE (the same role with ``postfix_dane: true``): mail
-to ``h5.dane.example`` is delivered only when a TLSA record at
-``_25._tcp.mx.h5.dane.example`` matches the key the MX serves (the lab CA is
-not trusted by the sender, so only DANE can verify).  See rollover_lab.py.
+A receiving Postfix MX (``mx.h5.dane.example``, 127.0.5.1) whose inbound certificate the ``mailsec.mta_sts.postfix``
+role manages, and a sending Postfix that enforces DANE (the same role with ``postfix_dane: true``): mail to
+``h5.dane.example`` is delivered only when a TLSA record at ``_25._tcp.mx.h5.dane.example`` matches the key the MX
+serves (the sender does not trust the lab CA, so only DANE can verify). Knot signs the zone, unbound validates.
+See rollover_lab.py.
+
+Mail is sent at every point between the runs (before, the next record published and waiting, the wait over,
+switched and retired, after) and all the time while the playbook runs (a message a second), and every message
+must be delivered at its first attempt over TLS that DANE verified: a switch before senders saw the next record, or
+a removal of the record of the key the MX serves, would defer some of them.
 """
 
+import hashlib
+import smtplib
+import ssl
 import tempfile
+import threading
 import time
 
+import dns.message
+import dns.query
+import dns.rdatatype
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from tests.dane.rollover_lab import DNS_TTL, MX_NAME, ZONE, MailPair
+from tests.dane.rollover_lab import DNS_TTL, MX_ADDRESS, MX_NAME, ZONE, MailPair, RolloverInventory
 from tests.postfix.mail_lab import tlsa_3_1_1, unrelated_tlsa
 
 TLSA_NAME = f'_25._tcp.{MX_NAME}.'
@@ -38,6 +51,65 @@ def pem(path):
         return handle.read()
 
 
+def record(mail, label):
+    """The 3 1 1 data of certificate ``label``, as the DNS and the modules say it."""
+    return f'3 1 1 {tlsa_3_1_1(pem(mail.certificate(label)[0]))}'
+
+
+def published(dns_lab):
+    """The TLSA records Knot (the zone's authoritative server) answers at the MX's name."""
+    query = dns.message.make_query(TLSA_NAME, dns.rdatatype.TLSA)
+    answer = dns.query.tcp(query, dns_lab.knot.address, port=dns_lab.knot.port, timeout=5)
+    return sorted(rr.to_text().lower() for rrset in answer.answer for rr in rrset)
+
+
+def served(mail):
+    """The 3 1 1 data of the key the MX serves over STARTTLS now."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP(MX_ADDRESS, 25, local_hostname='probe.lab.invalid', timeout=10) as smtp:
+        smtp.starttls(context=context)
+        der = smtp.sock.getpeercert(binary_form=True)
+    spki = x509.load_der_x509_certificate(der).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f'3 1 1 {hashlib.sha256(spki).hexdigest()}'
+
+
+class Traffic:
+    """A message a second to the domain while the block runs; ``ids`` in order."""
+
+    def __init__(self, mail, tag):
+        self.mail, self.tag, self.ids = mail, tag, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.ids.append(self.mail.submit(f'{self.tag}-{len(self.ids)}'))
+            self._stop.wait(1)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def assert_all_verified(mail, message_ids):
+    deliveries = mail.deliveries(message_ids)
+    failed = [d for d in deliveries.values() if not d.verified]
+    assert not failed, (failed, mail.log_tail())
+
+
+def step_messages(run):
+    """What the run said of each MX name at its end: "<name>: <step>: <reason>"."""
+    return [item['msg'] for r in run.results if r['_task'].endswith("Say each MX name's step and why")
+            for item in r.get('results', [])]
+
+
 def test_harness_defers_when_no_tlsa_record_matches(mail, dnssec_lab):
     """The harness can fail: a 3 1 1 record of another key defers the message, and it is never
     received; the record of the served key A then lets it through, verified."""
@@ -48,8 +120,7 @@ def test_harness_defers_when_no_tlsa_record_matches(mail, dnssec_lab):
         assert refused.status == 'deferred', (refused, mail.log_tail())
         assert refused.reason == 'Server certificate not verified', refused
         assert not refused.received
-        right = tlsa_line(tlsa_3_1_1(pem(mail.certificate('a')[0])))
-        dnssec_lab.add_records(ZONE, [right])
+        dnssec_lab.add_records(ZONE, [tlsa_line(record(mail, 'a').split()[3])])
         dnssec_lab.remove_records(ZONE, [wrong])
         # The sender's smtp process keeps the TLSA answer it had for up to its TTL, as any sender does.
         time.sleep(DNS_TTL + 1)
@@ -57,3 +128,78 @@ def test_harness_defers_when_no_tlsa_record_matches(mail, dnssec_lab):
         assert delivered.verified, (delivered, mail.log_tail())
     finally:
         dnssec_lab.remove_records(ZONE, [wrong])
+
+
+@pytest.fixture(scope='module')
+def rolled(mail, dnssec_lab):
+    """Key A published and served; then the playbook: --check --diff, a run that stops at the wait (bound 0 s),
+    a run that completes, and a run that finds nothing to do. Mail all along."""
+    dnssec_lab.add_records(ZONE, [tlsa_line(record(mail, 'a').split()[3])])
+    time.sleep(DNS_TTL + 1)
+    inventory = RolloverInventory(mail, mail.work, 'a', 'b')
+    points = {'before': mail.submit('before')}
+    config_before = mail.mx.config_files()
+    with Traffic(mail, 'check') as check_traffic:
+        check = inventory.run(check=True, diff=True)
+    seen = {'check': {'records': published(dnssec_lab), 'state': inventory.state(),
+                      'config_unchanged': mail.mx.config_files() == config_before}}
+    with Traffic(mail, 'first') as first_traffic:
+        first = inventory.run(tlsa_rollover_wait_timeout=0)
+    seen['first'] = {'records': published(dnssec_lab), 'state': inventory.state(), 'served': served(mail)}
+    points['published'] = mail.submit('published')
+    time.sleep(2 * DNS_TTL + 1)
+    points['waited'] = mail.submit('waited')
+    with Traffic(mail, 'second') as second_traffic:
+        second = inventory.run()
+    seen['second'] = {'records': published(dnssec_lab), 'state': inventory.state(), 'served': served(mail)}
+    points['retired'] = mail.submit('retired')
+    again = inventory.run()
+    points['after'] = mail.submit('after')
+    return {'inventory': inventory, 'check': check, 'first': first, 'second': second, 'again': again,
+            'seen': seen, 'points': points,
+            'traffic': check_traffic.ids + first_traffic.ids + second_traffic.ids}
+
+
+def test_check_diff_shows_the_publication_and_changes_nothing(mail, rolled):
+    check, seen = rolled['check'], rolled['seen']['check']
+    assert check.returncode == 0, check
+    assert seen['records'] == [record(mail, 'a')]
+    assert seen['state'] is None and seen['config_unchanged']
+    planned = [r for r in check.results if r['_task'] == "Publish the next key's record beside the current one"]
+    assert planned and planned[0]['changed'], check
+    assert record(mail, 'b').split()[3] in check.output, check
+
+
+def test_first_run_publishes_next_and_stops_at_the_wait(mail, rolled):
+    first, seen = rolled['first'], rolled['seen']['first']
+    assert first.returncode == 0, first
+    assert seen['records'] == sorted([record(mail, 'a'), record(mail, 'b')])
+    assert seen['served'] == record(mail, 'a')
+    entry = seen['state'][MX_NAME]
+    assert entry['current'] == record(mail, 'a') and entry['next'] == record(mail, 'b')
+    assert entry['next_visible_since'] and not entry['switched_at']
+    messages = step_messages(first)
+    assert messages and f'{MX_NAME}: wait: ' in messages[0] and '. Run again after ' in messages[0], messages
+
+
+def test_second_run_resumes_switches_the_mta_and_retires_the_old_record(mail, rolled):
+    second, seen = rolled['second'], rolled['seen']['second']
+    assert second.returncode == 0, second
+    assert seen['records'] == [record(mail, 'b')]
+    assert seen['served'] == record(mail, 'b')
+    assert seen['state'][MX_NAME]['current'] == record(mail, 'b') and seen['state'][MX_NAME]['next'] is None
+    assert f'{MX_NAME}: done: ' in step_messages(second)[0]
+    switched = [r for r in second.results if 'postfix_tls' in str(r.get('invocation', {}).get('module_args', {}))
+                or r['_task'].endswith('Configure Postfix\'s TLS settings, policy maps and certificates')]
+    assert switched and switched[0]['changed'], second
+
+
+def test_a_run_after_the_rollover_changes_nothing(rolled):
+    again = rolled['again']
+    assert again.returncode == 0, again
+    assert not [r['_task'] for r in again.results if r.get('changed')], again
+
+
+def test_mail_was_delivered_verified_at_every_step(mail, rolled):
+    assert len(rolled['traffic']) >= 10
+    assert_all_verified(mail, list(rolled['points'].values()) + rolled['traffic'])
