@@ -193,19 +193,22 @@ def _servers(resolver, given, name, deadline):
         return None, 'cannot find the authoritative servers of %s: %s' % (name, str(exc) or type(exc).__name__)
 
 
-def _look_at(resolver, given, item, timeout):
-    """One look at one host: every server asked for the TLSA records and the SOA (which names the zone)."""
+def _look_at(resolver, given, item, timeout, zone):
+    """One look at one host: every server asked for the TLSA records, and for the SOA (which names the zone)
+    while ``zone`` is not known from the NS lookup or an earlier look."""
     host, name, expect = item
     deadline = time.monotonic() + timeout
-    zone, servers = _servers(resolver, given, name, deadline)
+    found, servers = _servers(resolver, given, name, deadline)
+    zone = zone or found
     if isinstance(servers, str):
         return dict(judge_host(host, name, zone, {}, expect), reason=servers)
     views = {}
-    answers = _live.ask_each(servers, [(name, 'TLSA'), (name, 'SOA')], deadline, timeout)
+    questions = [(name, 'TLSA')] + ([(name, 'SOA')] if zone is None else [])
+    answers = _live.ask_each(servers, questions, deadline, timeout)
     for server in servers:
-        (response, error), (soa, _soa_error) = answers[server]
+        response, error = answers[server][0]
         views[server_key(server)] = server_view(name, response, error)
-        zone = zone or zone_of(soa) or zone_of(response)
+        zone = zone or zone_of(response) or zone_of(answers[server][-1][0])
     return judge_host(host, name, zone, views, expect)
 
 
@@ -234,7 +237,8 @@ def look(hosts, port=25, expect=None, nameservers=None, resolvers=None, wait_tim
         while True:
             for host, _name, _expect in pending:
                 attempts[host] += 1
-            for result in pool.map(lambda item: _look_at(resolver, given, item, timeout), pending):
+            zones = dict((host, results[host]['zone']) for host in results)
+            for result in pool.map(lambda item: _look_at(resolver, given, item, timeout, zones.get(item[0])), pending):
                 results[result['host']] = dict(result, attempts=attempts[result['host']])
             pending = [item for item in pending if not results[item[0]]['visible_everywhere']]
             remaining = stop - clock()
