@@ -61,6 +61,12 @@ class H4Lab(object):
         self.mail.stop()
         self.secondary.stop()
 
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
     @property
     def nameservers(self):
         return ['%s:%d' % (self.primary.address, self.primary.port), SECONDARY]
@@ -90,11 +96,8 @@ class H4Lab(object):
 
 @pytest.fixture(scope='module')
 def lab(dnssec_lab, lab_ca, tmp_path_factory):
-    h4 = H4Lab(dnssec_lab, lab_ca, str(tmp_path_factory.mktemp('h4-tlsa-info')))
-    try:
-        yield h4.start()
-    finally:
-        h4.stop()
+    with H4Lab(dnssec_lab, lab_ca, str(tmp_path_factory.mktemp('h4-tlsa-info'))) as h4:
+        yield h4
 
 
 def tlsa_info(lab, tmp_path, check=False, **options):
