@@ -242,6 +242,13 @@ def test_steady_state_retires_other_records_only_when_current_is_served():
     assert unknown['blocked'] and unknown['records'] == [A, OTHER]
 
 
+def test_a_rollover_given_up_before_the_switch_retires_next_once_current_is_served():
+    # The inventory dropped next while the MX still serves current: the next record goes, the entry forgets it.
+    result = step(rollover_entry(since=T0), observed([A, B], matched=[A]), now=T2, following=None)
+    assert (result['step'], result['records']) == ('retire-old', [A])
+    assert result['entry'] == {'current': A, 'next': None, 'ttl': 3600, 'next_visible_since': None, 'switched_at': None}
+
+
 # --- bad input, named by its path ---
 
 @pytest.mark.parametrize('entry, field', [
