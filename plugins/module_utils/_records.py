@@ -95,12 +95,8 @@ class TxtRecord(RecordKind):
             return False
 
     def plan_item(self, item, found, ttl):
-        cname = found.get('CNAME')
-        if cname:
-            # A CNAME here is a delegation (RFC 8461 §8.2): whoever owns the target publishes the record.
-            raise ConflictError('%s is a CNAME to %s (delegated, RFC 8461 section 8.2): nothing was written; '
-                                'change the record at the target instead, or remove the CNAME'
-                                % (item.name, cname.values[0]))
+        # A CNAME here is a delegation (RFC 8461 §8.2): whoever owns the target publishes the record.
+        refuse_cname(item, found, 'delegated, RFC 8461 section 8.2', 'change the record at the target instead')
         item.change = plan_name(found['TXT'], item.wanted, self.is_managed, self.same, ttl)
         item.changes = [item.change]
 
@@ -120,6 +116,14 @@ class TxtRecord(RecordKind):
             before=''.join(to_presentation(value) + '\n' for value in change.before),
             after=''.join(to_presentation(value) + '\n' for value in change.after),
         )]
+
+
+def refuse_cname(item, found, reason, remedy):
+    """ConflictError when ``found`` holds a CNAME at the item's name: the records belong at its target."""
+    cname = found.get('CNAME')
+    if cname:
+        raise ConflictError('%s is a CNAME to %s (%s): nothing was written; %s, or remove the CNAME'
+                            % (item.name, cname.values[0], reason, remedy))
 
 
 class StsRecord(TxtRecord):
@@ -441,11 +445,7 @@ class TlsaRecord(RecordKind):
         return texts
 
     def plan_item(self, item, found, ttl):
-        cname = found.get('CNAME')
-        if cname:
-            raise ConflictError('%s is a CNAME to %s: TLSA look-ups follow it (RFC 7671 section 7), so the records '
-                                'belong at the target; nothing was written; change them there, or remove the CNAME'
-                                % (item.name, cname.values[0]))
+        refuse_cname(item, found, 'TLSA look-ups follow it, RFC 7671 section 7', 'change the records at the target instead')
         item.changes = [plan_rrset(found.get('TLSA') or RRset(item.name, 'TLSA'), item.wanted or [], ttl)]
 
     def removal(self, item):
