@@ -45,9 +45,9 @@ options:
 notes:
   - A change made by someone else between the module's read and its write fails the module with RV(conflict=true)
     (RV(results) then say which zones were already applied).
-  - All input is validated for every domain before anything is read or written.
-  - With O(domains), the provider is read at most once per zone and written at most once per zone; a run that
-    changes nothing writes nothing.
+  - All input is validated for every domain (or MX host) before anything is read or written.
+  - With many domains (or MX hosts) in one run, the provider is read at most once per zone and written at most once
+    per zone; a run that changes nothing writes nothing.
 requirements:
   - dnspython (provider V(rfc2136))
   - boto3 (provider V(route53))

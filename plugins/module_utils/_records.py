@@ -389,8 +389,9 @@ class TlsaRecord(RecordKind):
     setting_keys = ('usage', 'selector', 'matching_type')
     rtypes = ('TLSA',)
 
-    def name(self, host, place):
-        return '_%d._tcp.%s' % (place['smtp_port'], host)
+    def name(self, domain, place):
+        # ``domain`` is the item's subject: here the MX host.
+        return '_%d._tcp.%s' % (place['smtp_port'], domain)
 
     def check_place(self, place, where):
         port = place.get('smtp_port')
