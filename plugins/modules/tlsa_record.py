@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: tlsa_record
 short_description: Publish the DANE TLSA records of MX hosts, C(_25._tcp.<host>)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Publishes or removes the TLSA RRset at C(_<smtp_port>._tcp.<host>) (RFC 7672 section 2.2.3) of one MX host or many,
     through a DNS provider, so that DANE senders (RFC 7672) authenticate the host's STARTTLS certificate from DNSSEC
