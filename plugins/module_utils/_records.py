@@ -374,6 +374,14 @@ def zone_file_diff(item, types):
                 before=lines('before', 'before_ttl'), after=lines('after', 'ttl'))
 
 
+def _templated_int(value):
+    """A number of a ``hosts`` item as an int when it came as digits: an older Ansible templates ``"{{ 2 }}"`` inside
+    a list to the string '2', where AnsibleModule would convert a top-level int option."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
 class TlsaRecord(RecordKind):
     """The TLSA RRset of an MX host's SMTP service, ``_<port>._tcp.<host>`` (RFC 7672 section 2.2.3).
 
@@ -394,7 +402,7 @@ class TlsaRecord(RecordKind):
         return '_%d._tcp.%s' % (place['smtp_port'], domain)
 
     def check_place(self, place, where):
-        port = place.get('smtp_port')
+        port = _templated_int(place.get('smtp_port'))
         if port is None:
             port = 25
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -405,7 +413,7 @@ class TlsaRecord(RecordKind):
         return {'port': place['smtp_port']}
 
     def wanted(self, values, where, place):
-        given = [values.get(key) for key in self.setting_keys]
+        given = [_templated_int(values.get(key)) for key in self.setting_keys]
         usage, selector, matching_type = tlsa.check_parameters(
             *[default if value is None else value for value, default in zip(given, tlsa.DEFAULT)], where=where)
         wanted, extra = [], {}

@@ -71,7 +71,8 @@ def test_an_item_takes_its_own_parameters_else_the_tasks_and_2_1_1_warns(keys):
     (dict(host='mx1'), 'host', 'at least two labels'),
     (dict(hosts=['mx1.example.com', 'MX1.example.com']), 'hosts[1].host', 'listed more than once'),
     (dict(hosts=[{'host': 'mx1.example.com', 'smtp_port': 0}]), 'hosts[0].smtp_port', '1 to 65535'),
-    (dict(hosts=[{'host': 'mx1.example.com', 'smtp_port': '25'}]), 'hosts[0].smtp_port', '1 to 65535'),
+    (dict(hosts=[{'host': 'mx1.example.com', 'smtp_port': 'smtp'}]), 'hosts[0].smtp_port', '1 to 65535'),
+    (dict(hosts=[{'host': 'mx1.example.com', 'usage': 'three'}]), 'hosts[0].usage', 'must be one of'),
     (dict(hosts=[{'domain': 'mx1.example.com'}]), 'hosts[0].domain', 'unknown key'),
     (dict(hosts=[]), 'hosts', 'give at least one host'),
     (dict(host='mx1.example.com', current=None), 'current', 'current, next or records is required'),
@@ -85,6 +86,12 @@ def test_bad_input_is_refused_naming_the_field(keys, options, field, rule):
         build_items(params(**options), TLSA_RECORD)
     assert error.value.field == field
     assert rule in str(error.value)
+
+
+def test_numbers_of_an_item_templated_to_digit_strings_are_numbers(keys):
+    [item] = build_items(params(hosts=[{'host': 'mx1.example.com', 'smtp_port': '2525', 'usage': '2', 'selector': '0',
+                                        'matching_type': '2'}], current=keys['a']), TLSA_RECORD)
+    assert item.name == '_2525._tcp.mx1.example.com' and item.wanted[0][:3] == (2, 0, 2)
 
 
 def test_selector_0_of_a_public_key_names_the_option(keys):
