@@ -151,9 +151,10 @@ class MailPair:
         """Submit one message to the domain; its Message-ID."""
         return self.sender.submit(f'user@{DOMAIN}', tag)
 
-    def deliveries(self, message_ids, timeout=60):
-        """``{message_id: Delivery}`` once the sender logged a status for each (sent, or deferred at least once)."""
-        found = wait_for_outcomes(self.sender, list(message_ids), lambda o: o.status in FINAL, timeout=timeout)
+    def deliveries(self, message_ids, timeout=60, done=lambda o: o.status in FINAL):
+        """``{message_id: Delivery}`` once ``done`` holds for each (by default: the sender logged a status, sent or
+        deferred at least once)."""
+        found = wait_for_outcomes(self.sender, list(message_ids), done, timeout=timeout)
         deliveries = {}
         for message_id, result in found.items():
             final = result.final if result else None
@@ -162,10 +163,9 @@ class MailPair:
                 final.reason if final else '', bool(received(self.mx, message_id)))
         return deliveries
 
-    def send(self, tag, timeout=60):
-        """Submit one message and return its ``Delivery``."""
-        message_id = self.submit(tag)
-        return self.deliveries([message_id], timeout)[message_id]
+    def sender_retries(self, message_id, timeout=60):
+        """The ``Delivery`` of a deferred message once the sender's retries got it out (or ``timeout`` passed)."""
+        return self.deliveries([message_id], timeout, done=lambda o: o.status in ('sent', 'bounced'))[message_id]
 
     def log_tail(self):
         return self.sender.log_tail(30)
@@ -225,6 +225,20 @@ class RolloverInventory:
         for name, value in extra_vars.items():
             command += ['-e', json.dumps({name: value})]
         return run_command(command, playbook_env(results_file), results_file)
+
+    def run_tasks(self, tasks):
+        """``tasks`` on localhost with the inventory's DNS provider as the dns group's module defaults."""
+        with open(self.path('group_vars', 'all.yml'), encoding='utf-8') as handle:
+            dns = yaml.safe_load(handle)['tlsa_rollover_dns']
+        play = [{'hosts': 'localhost', 'gather_facts': False,
+                 'module_defaults': {'group/mailsec.mta_sts.dns': dns}, 'tasks': tasks}]
+        workdir = tempfile.mkdtemp(prefix='run-', dir=self.dir)
+        playbook = os.path.join(workdir, 'play.yml')
+        with open(playbook, 'w', encoding='utf-8') as handle:
+            yaml.safe_dump(play, handle, sort_keys=False)
+        results_file = os.path.join(workdir, 'results.json')
+        return run_command([ANSIBLE_PLAYBOOK, '-i', self.path('hosts.yml'), playbook],
+                           playbook_env(results_file), results_file)
 
     def state(self):
         """The state file's ``tlsa_rollover_state`` (None when there is no file)."""

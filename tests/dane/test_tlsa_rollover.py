@@ -110,22 +110,32 @@ def step_messages(run):
             for item in r.get('results', [])]
 
 
+def failure(run):
+    """The message of the task that failed the run (the last failure: a rescued one comes before it)."""
+    assert run.returncode != 0, run
+    failed = [r for r in run.results if r['_status'] == 'failed']
+    assert failed, run
+    return failed[-1]['msg']
+
+
 def test_harness_defers_when_no_tlsa_record_matches(mail, dnssec_lab):
-    """The harness can fail: a 3 1 1 record of another key defers the message, and it is never
-    received; the record of the served key A then lets it through, verified."""
+    """The harness can fail: with only a 3 1 1 record of another key the message is deferred and never received;
+    once the record of the served key A is published, the sender's retry delivers it, verified."""
     wrong = tlsa_line(unrelated_tlsa())
+    dnssec_lab.remove_records(ZONE, [tlsa_line(record(mail, 'a').split()[3])])
     dnssec_lab.add_records(ZONE, [wrong])
+    time.sleep(DNS_TTL + 1)
     try:
-        refused = mail.send('harness-mismatch', timeout=30)
-        assert refused.status == 'deferred', (refused, mail.log_tail())
+        message_id = mail.submit('harness-mismatch')
+        refused = mail.deliveries([message_id], timeout=30)[message_id]
+        assert refused.statuses[:1] == ['deferred'], (refused, mail.log_tail())
         assert refused.reason == 'Server certificate not verified', refused
         assert not refused.received
         dnssec_lab.add_records(ZONE, [tlsa_line(record(mail, 'a').split()[3])])
         dnssec_lab.remove_records(ZONE, [wrong])
-        # The sender's smtp process keeps the TLSA answer it had for up to its TTL, as any sender does.
-        time.sleep(DNS_TTL + 1)
-        delivered = mail.send('harness-match')
-        assert delivered.verified, (delivered, mail.log_tail())
+        retried = mail.sender_retries(message_id, timeout=40)
+        assert retried.status == 'sent' and retried.received, (retried, mail.log_tail())
+        assert ' Verified TLS connection established to ' in retried.tls, retried
     finally:
         dnssec_lab.remove_records(ZONE, [wrong])
 
@@ -203,3 +213,55 @@ def test_a_run_after_the_rollover_changes_nothing(rolled):
 def test_mail_was_delivered_verified_at_every_step(mail, rolled):
     assert len(rolled['traffic']) >= 10
     assert_all_verified(mail, list(rolled['points'].values()) + rolled['traffic'])
+
+
+def test_an_mta_never_switched_keeps_the_old_record_and_the_mail_flowing(mail, dnssec_lab, rolled):
+    """B -> C with the MTA switched outside the playbook, and not switched yet: the run publishes C, waits, and
+    stops at the switch; B's record stays. A removal of B's record by hand is refused by tlsa_record's serving
+    check, before any write. Mail is delivered, verified, all along."""
+    inventory = rolled['inventory']
+    inventory.set('b', 'c', tlsa_rollover_switch_mta=False)
+    with Traffic(mail, 'unswitched') as traffic:
+        run = inventory.run()
+        removal = inventory.run_tasks([{
+            'name': 'Remove the record of the key the MX serves',
+            'mailsec.mta_sts.tlsa_record': {'host': MX_NAME, 'records': [record(mail, 'c')], 'ttl': DNS_TTL,
+                                            'serving_check': {'timeout': 5}},
+        }])
+    assert run.returncode == 0, run
+    messages = step_messages(run)
+    assert messages and messages[0].startswith(f'{MX_NAME}: switch: '), messages
+    assert published(dnssec_lab) == sorted([record(mail, 'b'), record(mail, 'c')])
+    assert served(mail) == record(mail, 'b')
+    entry = inventory.state()[MX_NAME]
+    assert entry['current'] == record(mail, 'b') and entry['next'] == record(mail, 'c') and not entry['switched_at']
+    assert removal.returncode != 0 and not removal.result.get('changed'), removal
+    assert record(mail, 'b').split()[3][:12] in removal.result['msg'], removal.result['msg']
+    assert_all_verified(mail, traffic.ids + [mail.submit('unswitched-after')])
+
+
+def test_inventory_errors_name_the_host_and_the_field_before_any_change(mail, dnssec_lab):
+    inventory = RolloverInventory(mail, mail.work, 'b', 'c', tlsa_rollover_mx_hosts=['mx_1.h5.dane.example'],
+                                  tlsa_rollover_next={'cert': mail.certificate('c')[0]}, tlsa_rollover_ttl='2')
+    before = published(dnssec_lab)
+    run = inventory.run()
+    assert run.returncode != 0
+    message = failure(run)
+    assert "localhost: tlsa_rollover_mx_hosts[0] mx_1.h5.dane.example: must be a host name" in message, message
+    assert 'localhost: tlsa_rollover_next.key: required' in message, message
+    assert 'localhost: tlsa_rollover_ttl 2: must be an integer' in message, message
+    assert published(dnssec_lab) == before and inventory.state() is None
+
+
+def test_a_private_key_given_as_the_certificate_is_refused_and_never_shown(mail, dnssec_lab):
+    crt, key = mail.certificate('c')
+    inventory = RolloverInventory(mail, mail.work, 'b', 'c', tlsa_rollover_next={'cert': key, 'key': key})
+    before = published(dnssec_lab)
+    run = inventory.run()
+    assert run.returncode != 0
+    message = failure(run)
+    assert message.startswith(f'localhost: tlsa_rollover_next.cert ({key}): '), message
+    assert 'private key' in message, message
+    secret = pem(key).decode().splitlines()[1]
+    assert secret not in run.output and crt
+    assert published(dnssec_lab) == before and inventory.state() is None
