@@ -47,6 +47,10 @@ class RecordKind(object):
         """Validate and normalise the item's ``place_keys`` values (a dict); ValidationError on a fault."""
         return place
 
+    def identity(self, domain, place):
+        """What may be listed only once per run: the domain."""
+        return domain
+
     def place_extra(self, place):
         """The result fields that say where the item's records are."""
         return {}
@@ -401,6 +405,10 @@ class TlsaRecord(RecordKind):
         # ``domain`` is the item's subject: here the MX host.
         return '_%d._tcp.%s' % (place['smtp_port'], domain)
 
+    def identity(self, domain, place):
+        # An MX host may be listed again for another SMTP port.
+        return self.name(domain, place)
+
     def check_place(self, place, where):
         port = _templated_int(place.get('smtp_port'))
         if port is None:
@@ -559,13 +567,13 @@ def build_items(params, kind):
             raise ValidationError(where + 'state', state, 'must be present or absent')
         given = domain
         domain = normalize_domain(domain, where + single)
-        if domain in seen:
+        place = kind.check_place(place, where)
+        if kind.identity(domain, place) in seen:
             raise ValidationError(where + single, domain, 'listed more than once')
-        seen.add(domain)
+        seen.add(kind.identity(domain, place))
         wanted, extra = None, {}
         if not given.isascii():
             extra[single + '_unicode'] = given
-        place = kind.check_place(place, where)
         extra.update(kind.place_extra(place))
         if state == 'present':
             try:

@@ -44,6 +44,15 @@ def test_current_and_next_give_two_3_1_1_records_at_the_port_name(keys):
     assert items[0].warnings == []
 
 
+def test_a_host_may_be_listed_again_for_another_port_only(keys):
+    items = build_items(params(hosts=['mx1.example.com', {'host': 'mx1.example.com', 'smtp_port': 465}],
+                               current=keys['a']), TLSA_RECORD)
+    assert [item.name for item in items] == ['_25._tcp.mx1.example.com', '_465._tcp.mx1.example.com']
+    with pytest.raises(ValidationError, match=r"hosts\[1\].host 'mx1.example.com': listed more than once"):
+        build_items(params(hosts=['mx1.example.com', {'host': 'MX1.example.com.', 'smtp_port': 25}],
+                           current=keys['a']), TLSA_RECORD)
+
+
 def test_same_key_twice_and_a_ready_record_are_published_once_each(keys):
     digest = spki_sha256(keys['a'])
     items = build_items(params(host='mx1.example.com', current=keys['a'], next=keys['a'],
