@@ -147,7 +147,9 @@ def test_a_cname_at_the_name_is_refused_and_nothing_written(zones, certs, host):
     name = '_25._tcp.' + host
     zones.seed_record(name, 'CNAME', 'tlsa.hoster.example.')
     zones.reset()
-    run = run_playbook([task(zones, host=host, current=certs['a'][0].decode())])
+    # The provider options from module_defaults, through the dns action group.
+    run = run_playbook([{'module_defaults': {'group/mailsec.mta_sts.dns': zones.module_args()},
+                         MODULE: {'host': host, 'current': certs['a'][0].decode()}}])
     assert run.returncode != 0 and run.result['conflict'] is True
     assert '%s is a CNAME to tlsa.hoster.example' % name in run.result['msg']
     assert zones.writes() == 0
@@ -208,6 +210,10 @@ def test_the_tlsa_data_filter_gives_what_the_module_publishes(zones, certs, host
     assert facts['default'] == '3 1 1 ' + spki_sha256(chain)
     assert facts['ta'] == '2 0 2 ' + hashlib.sha512(openssl(['x509', '-outform', 'DER'], ca.chain_pem)).hexdigest()
     assert run.results[1]['changed'] is True
+    # 2 0 2 is published, with the warnings that say why it is fragile.
+    warnings = ' '.join(run.results[1]['results'][0]['warnings'])
+    assert "Let's Encrypt" in warnings and 'a renewal breaks the record' in warnings
+    assert "Let's Encrypt" in run.output
     assert tlsa(zones, '_25._tcp.' + host) == sorted([facts['default'], facts['ta']])
     assert 'tlsa_data.usage 1: must be one of 2 (DANE-TA), 3 (DANE-EE)' in run.results[2]['msg']
     assert "tlsa_data input '<7 characters>': holds no PEM block" in run.results[3]['msg']
