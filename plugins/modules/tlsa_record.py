@@ -354,6 +354,9 @@ def check_serving(module, items):
         item.extra['serving'], refusal = judge_removal(removed, kept, probed)
         if refusal:
             refusals.append('%s: %s' % (item.name, refusal))
+        elif not item.extra['serving']['matched']:
+            item.warnings.append('%s: the MX serves a key (SPKI SHA-256 %s) that no TLSA record here matches, before or '
+                                 'after this change: DANE senders defer mail to it' % (item.domain, item.extra['serving']['served_spki_sha256']))
     if refusals:
         message = ('nothing was written: %s. Set serving_check.enabled=false to remove anyway'
                    % '; '.join(refusals))

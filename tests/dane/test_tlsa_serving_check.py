@@ -108,3 +108,17 @@ def test_an_mx_that_cannot_be_probed_refuses_the_removal_naming_the_override(lab
     assert overridden.returncode == 0, overridden
     assert published(dnssec_lab, GONE) == [spki_record(lab.next_pair[0])]
     assert any('serving_check.enabled is false' in text for text in overridden.result['warnings'])
+
+
+def test_records_that_match_nothing_served_may_go_with_a_warning(lab, dnssec_lab, tmp_path):
+    host = 'mx-stale.h1.dane.example'
+    stale, following = '3 1 1 ' + 'ab' * 32, spki_record(lab.next_pair[0])
+    seed(dnssec_lab, host, [stale, following])
+    # No address in DNS for this name: serving_check.address points the probe at the MX.
+    run = run_playbook([tlsa_task(dnssec_lab, host=host, records=[following],
+                                  serving_check={'address': MX_ADDRESS})], workdir=str(tmp_path))
+    assert run.returncode == 0, run
+    served = spki_record(lab.certificate(MX_ADDRESS))
+    assert run.result['results'][0]['serving'] == {'matched': [], 'served_spki_sha256': served.split()[3], 'error': None}
+    assert any('no TLSA record here matches' in text for text in run.result['warnings'])
+    assert published(dnssec_lab, host) == [following]
