@@ -13,6 +13,7 @@ a removal of the record of the key the MX serves, would defer some of them.
 """
 
 import hashlib
+import os
 import smtplib
 import ssl
 import tempfile
@@ -238,6 +239,33 @@ def test_an_mta_never_switched_keeps_the_old_record_and_the_mail_flowing(mail, d
     assert removal.returncode != 0 and not removal.result.get('changed'), removal
     assert record(mail, 'b').split()[3][:12] in removal.result['msg'], removal.result['msg']
     assert_all_verified(mail, traffic.ids + [mail.submit('unswitched-after')])
+
+
+def test_a_switch_the_mx_does_not_show_fails_keeping_the_old_record_and_a_real_one_completes(mail, dnssec_lab, rolled):
+    """Still B -> C, now with the playbook switching the MTA, but the role configures a copy of the MX's
+    configuration that no Postfix runs (a wrong postfix_config_dir): the role's run succeeds, the probe still
+    sees B, so the run fails saying so and B's record stays. With the real configuration the next run switches,
+    retires B and is done. Mail is delivered, verified, all along."""
+    inventory = rolled['inventory']
+    decoy = tempfile.mkdtemp(prefix='decoy-', dir=mail.work)
+    for name, data in mail.mx.config_files().items():
+        with open(os.path.join(decoy, name), 'wb') as handle:
+            handle.write(data)
+    inventory.set('b', 'c', postfix_config_dir=decoy, postfix_check_command='true', postfix_reload_command='true')
+    with Traffic(mail, 'decoy') as decoy_traffic:
+        wrong = inventory.run()
+    message = failure(wrong)
+    assert message.startswith(f'localhost: the MTA was switched to tlsa_rollover_next.cert ({mail.certificate("c")[0]}), '
+                              f'but {MX_NAME} does not serve it: '), message
+    assert published(dnssec_lab) == sorted([record(mail, 'b'), record(mail, 'c')])
+    assert served(mail) == record(mail, 'b')
+    inventory.set('b', 'c')
+    with Traffic(mail, 'real') as real_traffic:
+        real = inventory.run()
+    assert real.returncode == 0, real
+    assert step_messages(real)[0].startswith(f'{MX_NAME}: done: '), step_messages(real)
+    assert published(dnssec_lab) == [record(mail, 'c')] and served(mail) == record(mail, 'c')
+    assert_all_verified(mail, decoy_traffic.ids + real_traffic.ids + [mail.submit('real-after')])
 
 
 def test_inventory_errors_name_the_host_and_the_field_before_any_change(mail, dnssec_lab):
