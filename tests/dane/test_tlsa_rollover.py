@@ -7,9 +7,15 @@ serves (the sender does not trust the lab CA, so only DANE can verify). Knot sig
 See rollover_lab.py.
 
 Mail is sent at every point between the runs (before, the next record published and waiting, the wait over,
-switched and retired, after) and all the time while the playbook runs (a message a second), and every message
-must be delivered at its first attempt over TLS that DANE verified: a switch before senders saw the next record, or
-a removal of the record of the key the MX serves, would defer some of them.
+switched and retired, after; and switched with both records published, in the B -> C rollover) and all the time
+while the playbook runs (a message a second), and every message must be delivered at its first attempt over TLS
+that DANE verified: a switch before senders saw the next record, or a removal of the record of the key the MX
+serves, would defer some of them.
+
+A -> B: --check --diff (nothing changes), a run that stops at the wait (tlsa_rollover_wait_timeout 0), a run that
+resumes and completes (switch by the postfix role, retire), a run that changes nothing. B -> C: the MTA not switched
+(tlsa_rollover_switch_mta false) stops at the switch with B's record kept, and tlsa_record refuses to drop it by
+hand; a switch the MX does not show fails the run with B's record kept; a switch made outside, then the retire.
 """
 
 import hashlib
@@ -241,11 +247,13 @@ def test_an_mta_never_switched_keeps_the_old_record_and_the_mail_flowing(mail, d
     assert_all_verified(mail, traffic.ids + [mail.submit('unswitched-after')])
 
 
-def test_a_switch_the_mx_does_not_show_fails_keeping_the_old_record_and_a_real_one_completes(mail, dnssec_lab, rolled):
+def test_a_switch_the_mx_does_not_show_fails_keeping_the_old_record_then_one_made_outside_completes(
+        mail, dnssec_lab, rolled):
     """Still B -> C, now with the playbook switching the MTA, but the role configures a copy of the MX's
     configuration that no Postfix runs (a wrong postfix_config_dir): the role's run succeeds, the probe still
-    sees B, so the run fails saying so and B's record stays. With the real configuration the next run switches,
-    retires B and is done. Mail is delivered, verified, all along."""
+    sees B, so the run fails saying so and B's record stays. Then the switch is made outside the playbook (the
+    role run by hand, as with tlsa_rollover_switch_mta: false): a message sent while the MX serves C and both
+    records are published is delivered, and the next run retires B and is done. Mail verified all along."""
     inventory = rolled['inventory']
     decoy = tempfile.mkdtemp(prefix='decoy-', dir=mail.work)
     for name, data in mail.mx.config_files().items():
@@ -259,13 +267,16 @@ def test_a_switch_the_mx_does_not_show_fails_keeping_the_old_record_and_a_real_o
                               f'but {MX_NAME} does not serve it: '), message
     assert published(dnssec_lab) == sorted([record(mail, 'b'), record(mail, 'c')])
     assert served(mail) == record(mail, 'b')
-    inventory.set('b', 'c')
-    with Traffic(mail, 'real') as real_traffic:
-        real = inventory.run()
-    assert real.returncode == 0, real
-    assert step_messages(real)[0].startswith(f'{MX_NAME}: done: '), step_messages(real)
+    mail.run_role(mail.mx_role_vars('c'))
+    assert served(mail) == record(mail, 'c')
+    switched = mail.submit('switched')
+    inventory.set('b', 'c', tlsa_rollover_switch_mta=False)
+    with Traffic(mail, 'retire') as retire_traffic:
+        retire = inventory.run()
+    assert retire.returncode == 0, retire
+    assert step_messages(retire)[0].startswith(f'{MX_NAME}: done: '), step_messages(retire)
     assert published(dnssec_lab) == [record(mail, 'c')] and served(mail) == record(mail, 'c')
-    assert_all_verified(mail, decoy_traffic.ids + real_traffic.ids + [mail.submit('real-after')])
+    assert_all_verified(mail, decoy_traffic.ids + [switched] + retire_traffic.ids + [mail.submit('retired-c')])
 
 
 def test_inventory_errors_name_the_host_and_the_field_before_any_change(mail, dnssec_lab):
