@@ -20,6 +20,7 @@ hand; a switch the MX does not show fails the run with B's record kept; a switch
 
 import hashlib
 import os
+import shutil
 import smtplib
 import ssl
 import tempfile
@@ -33,7 +34,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.dane.rollover_lab import DNS_TTL, MX_ADDRESS, MX_NAME, ZONE, MailPair, RolloverInventory
+from tests.dane.rollover_lab import DNS_TTL, MX_ADDRESS, MX_NAME, WHEELS, ZONE, MailPair, RolloverInventory
 from tests.postfix.mail_lab import tlsa_3_1_1, unrelated_tlsa
 
 TLSA_NAME = f'_25._tcp.{MX_NAME}.'
@@ -45,12 +46,15 @@ def tlsa_line(data, ttl=DNS_TTL):
 
 @pytest.fixture(scope='module')
 def mail(dnssec_lab, lab_ca):
+    if not os.path.isdir(WHEELS):
+        pytest.fail(f'{WHEELS} is missing: scripts/install-deps downloads the wheels of the DANE lookup there')
     work = tempfile.mkdtemp(prefix='mailsec-h5-rollover-')
     pair = MailPair(dnssec_lab, lab_ca, work)
     try:
         yield pair.start('a')
     finally:
         pair.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def pem(path):
