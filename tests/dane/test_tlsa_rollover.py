@@ -38,6 +38,8 @@ from tests.dane.rollover_lab import DNS_TTL, MX_ADDRESS, MX_NAME, WHEELS, ZONE, 
 from tests.postfix.mail_lab import tlsa_3_1_1, unrelated_tlsa
 
 TLSA_NAME = f'_25._tcp.{MX_NAME}.'
+# The playbook's probes after the switch (retries: 5 is five attempts in all).
+SWITCH_ATTEMPTS = 5
 
 
 def tlsa_line(data, ttl=DNS_TTL):
@@ -119,6 +121,11 @@ def step_messages(run):
     """What the run said of each MX name at its end: "<name>: <step>: <reason>"."""
     return [item['msg'] for r in run.results if r['_task'].endswith("Say each MX name's step and why")
             for item in r.get('results', [])]
+
+
+def switch_attempts(run):
+    """How many times the run probed the MX for the next key after switching the MTA."""
+    return next(r['attempts'] for r in run.results if r['_task'] == 'Wait a little until the MX serves the next key')
 
 
 def failure(run):
@@ -213,6 +220,7 @@ def test_second_run_resumes_switches_the_mta_and_retires_the_old_record(mail, ro
     switched = [r for r in second.results if 'postfix_tls' in str(r.get('invocation', {}).get('module_args', {}))
                 or r['_task'].endswith('Configure Postfix\'s TLS settings, policy maps and certificates')]
     assert switched and switched[0]['changed'], second
+    assert switch_attempts(second) < SWITCH_ATTEMPTS, second
 
 
 def test_a_run_after_the_rollover_changes_nothing(rolled):
@@ -267,6 +275,7 @@ def test_a_switch_the_mx_does_not_show_fails_keeping_the_old_record_then_one_mad
     with Traffic(mail, 'decoy') as decoy_traffic:
         wrong = inventory.run()
     message = failure(wrong)
+    assert switch_attempts(wrong) == SWITCH_ATTEMPTS, wrong
     assert message.startswith(f'localhost: the MTA was switched to tlsa_rollover_next.cert ({mail.certificate("c")[0]}), '
                               f'but {MX_NAME} does not serve it: '), message
     assert published(dnssec_lab) == sorted([record(mail, 'b'), record(mail, 'c')])
