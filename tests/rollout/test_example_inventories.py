@@ -38,7 +38,7 @@ def hosts(example):
 def test_example_inventory_passes_the_syntax_check_and_the_inventory_checks(example, tmp_path):
     # By their names in the collection, as docs/gitops.md runs them.
     checked = run(['-i', hosts(example), '--syntax-check', 'mailsec.mta_sts.site', 'mailsec.mta_sts.drift',
-                   'mailsec.mta_sts.retire'], str(tmp_path))
+                   'mailsec.mta_sts.retire', 'mailsec.mta_sts.tlsa_rollover'], str(tmp_path))
     assert checked.returncode == 0, checked
     checked = check_only(hosts(example), str(tmp_path))
     assert checked.returncode == 0, checked
