@@ -34,7 +34,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.dane.rollover_lab import DNS_TTL, MX_ADDRESS, MX_NAME, WHEELS, ZONE, MailPair, RolloverInventory
+from tests.dane.rollover_lab import DNS_TTL, DOMAIN, MX_ADDRESS, MX_NAME, WHEELS, ZONE, MailPair, RolloverInventory
 from tests.postfix.mail_lab import tlsa_3_1_1, unrelated_tlsa
 
 TLSA_NAME = f'_25._tcp.{MX_NAME}.'
@@ -227,6 +227,20 @@ def test_a_run_after_the_rollover_changes_nothing(rolled):
     again = rolled['again']
     assert again.returncode == 0, again
     assert not [r['_task'] for r in again.results if r.get('changed')], again
+
+
+def test_the_validator_finds_the_rolled_record_matching_the_served_key(mail, dnssec_lab, rolled):
+    """Publishing and checking agree: after the rollover, policy_info with check_dane (through the validating
+    unbound) finds the MX's one record, B's, authenticated and matching the key the MX serves, and no DANE problem."""
+    run = rolled['inventory'].run_tasks([{'mailsec.mta_sts.policy_info': {
+        'domains': [DOMAIN], 'check_dane': True, 'nameservers': [dnssec_lab.resolver_address], 'timeout': 5,
+        'dane_dnssec_probe': 'soa:' + ZONE, 'dane_bogus_name': dnssec_lab.bogus_name}}])
+    assert run.returncode == 0, run
+    result = run.result['results'][0]
+    dane = [entry for entry in result['mx'] if entry['host'] == MX_NAME][0]['dane']
+    assert dane['status'] == 'ok' and dane['authenticated'] is True, dane
+    assert dane['records'] == [record(mail, 'b')] and dane['matched'] == [record(mail, 'b')], dane
+    assert [f for f in result['findings'] if f['code'].startswith('dane-') and f['severity'] != 'info'] == [], result
 
 
 def test_mail_was_delivered_verified_at_every_step(mail, rolled):
