@@ -501,6 +501,7 @@ class Item(object):
         self.warnings = list(warnings or [])
         self.kind = kind
         self.place = place or {}
+        self.ttl = None     # the item's own TTL, over the run's (domain_records: a domain's kind may set it)
         self.zone = None
         self.change = None      # a TXT kind's NameChange at the name
         self.changes = []       # every RRsetChange the item writes (the TXT one among them)
@@ -624,8 +625,12 @@ def _by_zone(items):
     return by_zone
 
 
-def plan(provider, items, kind, ttl, zone=None):
+def plan(provider, items, kind=None, ttl=3600, zone=None):
     """Find zones, read once per zone and plan every item's name (``item.change``). Writes nothing.
+
+    The items may be of several kinds (each item's ``kind``; ``kind`` is the one for items without their own):
+    one read per zone covers all their names and the types any of them reads, and each item is planned by its own
+    kind, from the types its kind reads, exactly as a run of that kind alone would plan it.
 
     Raises ConflictError when what a name holds forbids the change (a CNAME where a TXT record would go):
     found only by reading, so not a ValidationError.
@@ -638,9 +643,30 @@ def plan(provider, items, kind, ttl, zone=None):
     for item in items:
         item.zone = zone or provider.find_zone(item.name)
     for zone_name, zone_items in _by_zone(items).items():
-        found = provider.read_rrsets(zone_name, [item.name for item in zone_items], kind.rtypes)
-        for item in zone_items:
-            kind.plan_item(item, found[item.name], ttl)
+        kinds = [item.kind or kind for item in zone_items]
+        names = list(OrderedDict((item.name, None) for item in zone_items))
+        found = provider.read_rrsets(zone_name, names, _union_rtypes(kinds))
+        for item, item_kind in zip(zone_items, kinds):
+            item_ttl = ttl if item.ttl is None else item.ttl
+            item_kind.plan_item(item, _kind_view(found[item.name], item.name, item_kind.rtypes), item_ttl)
+
+
+def _union_rtypes(kinds):
+    """The types one read must cover for all ``kinds``: None (every type) when any of them reads every type."""
+    if any(kind.rtypes is None for kind in kinds):
+        return None
+    return tuple(OrderedDict((rtype, None) for kind in kinds for rtype in kind.rtypes))
+
+
+def _kind_view(found, name, rtypes):
+    """What a kind reading ``rtypes`` (None: every type) would have been given at ``name``: its types, each present
+    (maybe empty), and the CNAME; the other types a shared read brought are not its business."""
+    if rtypes is None:
+        return found
+    view = dict((rtype, found[rtype] if rtype in found else RRset(name, rtype)) for rtype in rtypes)
+    if 'CNAME' in found:
+        view['CNAME'] = found['CNAME']
+    return view
 
 
 def apply_plan(provider, items):
