@@ -2,17 +2,21 @@
 # Copyright (c) mailsec.mta_sts contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The one retry layer of the cloud providers: bounded exponential backoff, honouring Retry-After.
+"""The one retry layer of the cloud providers: bounded exponential backoff, honouring Retry-After,
+and pacing under the API's quota.
 
 The SDKs' own retries are turned off where the clients are made, so attempts
 never multiply. Every request a provider makes goes through ``Retrier.call``,
-which also counts them.
+which also counts them and, with a ``RequestBudget``, takes each attempt
+from the quota first, so a large run waits instead of being locked out.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import collections
 import random
+import threading
 import time
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
@@ -23,6 +27,61 @@ RETRY_OPTIONS = {
     'max_retries': {'type': 'int', 'default': MAX_RETRIES},
     'retry_max_seconds': {'type': 'float', 'default': RETRY_MAX_SECONDS},
 }
+
+
+class RequestBudget(object):
+    """The API quota of one account or token, shared by every thread and zone of one module run.
+
+    With ``burst`` None a sliding window: at most ``requests`` in any ``seconds`` (Cloudflare's 1,200 per
+    300 s, whose excess locks the token out). With ``burst`` N a token bucket refilled at ``requests``
+    per ``seconds`` that holds at most N (Route 53's 10 per second, burst 50).
+
+    Each ``take()`` reserves the earliest moment its request may go under the lock, then sleeps outside
+    it, so waiting threads queue in order without holding each other up.
+    """
+
+    def __init__(self, requests, seconds, burst=None, clock=time.monotonic, sleep=time.sleep):
+        if requests < 1 or seconds <= 0 or (burst is not None and burst < 1):
+            raise ValueError('a request budget needs requests >= 1, seconds > 0 and burst None or >= 1')
+        self.requests = requests
+        self.seconds = float(seconds)
+        self.burst = burst
+        self.clock = clock
+        self.sleep = sleep
+        self.waited = 0.0
+        self._lock = threading.Lock()
+        # Window: the moments of the last ``requests`` requests, oldest first.
+        self._sent = collections.deque(maxlen=requests)
+        # Bucket: the moment the bucket is empty again after the requests reserved so far (GCRA's
+        # theoretical arrival time); a request may go once that is at most ``burst - 1`` intervals away.
+        self._empty_at = None
+
+    def describe(self):
+        """The quota in words, for messages: '1200 requests per 300 s' or '10 requests per 1 s, burst 50'."""
+        text = '%d requests per %s s' % (self.requests, '%g' % self.seconds)
+        return text if self.burst is None else '%s, burst %d' % (text, self.burst)
+
+    def _reserve(self, now):
+        """The moment the next request may go (``now`` or later), counted as sent then."""
+        if self.burst is None:
+            at = now if len(self._sent) < self.requests else max(now, self._sent[0] + self.seconds)
+            self._sent.append(at)
+            return at
+        interval = self.seconds / self.requests
+        empty_at = now if self._empty_at is None else max(self._empty_at, now)
+        at = max(now, empty_at - (self.burst - 1) * interval)
+        self._empty_at = max(empty_at, at) + interval
+        return at
+
+    def take(self):
+        """Block until one request may go; return the seconds waited."""
+        with self._lock:
+            now = self.clock()
+            wait = self._reserve(now) - now
+            self.waited += wait
+        if wait > 0:
+            self.sleep(wait)
+        return wait
 
 
 class Retryable(Exception):
