@@ -28,6 +28,11 @@ Counting and faults
 ``counts()`` counts requests as the server sees them, by route
 (``'GET dns_records'`` ...); ``inject()`` makes matching requests fail with
 429/5xx before they are handled (nothing changes).  See their docstrings.
+
+Quota
+-----
+``set_quota(limit, window, lockout)`` enforces Cloudflare's global API rate
+limit per token, scaled down for tests: see ``SlidingWindowQuota``.
 """
 
 import collections
@@ -41,6 +46,7 @@ import random
 import re
 import socket
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
@@ -202,6 +208,66 @@ class Fault:
                 f' methods={self.methods}, path_contains={self.path_contains!r}, fired={self.fired})')
 
 
+class SlidingWindowQuota:
+    """Cloudflare's global API rate limit, per token: at most ``limit`` requests in any ``window`` seconds;
+    the request past it and every request of that token for ``lockout`` seconds after it answer 429.
+
+    The live numbers: "The global rate limit for the Cloudflare API is 1,200 requests per five minute period
+    per user ... If you exceed this limit, all API calls for the next five minutes will be blocked, receiving
+    a HTTP 429 response"; and "retry-after: The number of seconds, rounded up, until more capacity is
+    available" (developers.cloudflare.com/fundamentals/api/reference/limits, 2026).  The live limit is per
+    user; the stand-in has one user per token.  A refused request does not enter the window (it was not
+    served) and does not extend the lockout (the documented lockout runs from the excess).  ``clock`` is
+    the time source; tests may pass their own.
+    """
+
+    def __init__(self, limit, window, lockout, clock=time.monotonic):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f'limit must be a positive integer, got {limit!r}')
+        if not window > 0 or not lockout > 0:
+            raise ValueError(f'window and lockout must be positive seconds, got {window!r} and {lockout!r}')
+        self.limit = limit
+        self.window = float(window)
+        self.lockout = float(lockout)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._served = collections.defaultdict(collections.deque)   # token -> times of the requests served
+        self._locked_until = {}
+        self._requests = collections.Counter()
+        self._throttled = collections.Counter()
+
+    def admit(self, token):
+        """Count one request of ``token``; None if it may be served, else the Retry-After of its 429."""
+        with self._lock:
+            now = self.clock()
+            self._requests[token] += 1
+            until = self._locked_until.get(token)
+            if until is None or now >= until:
+                served = self._served[token]
+                while served and served[0] <= now - self.window:
+                    served.popleft()
+                if len(served) < self.limit:
+                    served.append(now)
+                    return None
+                until = self._locked_until[token] = now + self.lockout
+            self._throttled[token] += 1
+            return math.ceil(until - now)
+
+    def counts(self):
+        """``{token: {'requests': all requests seen, 'throttled': those answered 429}}``."""
+        with self._lock:
+            return {token: {'requests': self._requests[token], 'throttled': self._throttled[token]}
+                    for token in self._requests}
+
+    def reset_counts(self):
+        with self._lock:
+            self._requests.clear()
+            self._throttled.clear()
+
+    def __repr__(self):
+        return f'SlidingWindowQuota(limit={self.limit}, window={self.window}, lockout={self.lockout})'
+
+
 COUNT_KEYS = ('GET zones', 'GET dns_records', 'POST dns_records', 'PUT dns_records', 'PATCH dns_records',
               'DELETE dns_records', 'POST batch', 'other', 'faults', 'total')
 
@@ -287,6 +353,7 @@ class CloudflareApi:
         self._zone_ids = {}                         # zone name -> zone id
         self._account_id = _new_id()
         self._faults = []
+        self._quota = None
         self._counts = collections.Counter()
         self._writes = 0
         self._log = []
@@ -387,6 +454,28 @@ class CloudflareApi:
         with self._lock:
             self._faults = []
 
+    def set_quota(self, limit, window, lockout, clock=time.monotonic):
+        """Enforce a ``SlidingWindowQuota`` per token from now on (the live one: 1200, 300, 300); returns it.
+
+        Only requests with a valid token count (the live API cannot tell whose a bad token is); injected
+        faults answer first and do not count.  A refused request gets Cloudflare's rate-limit error
+        (HTTP 429, code 971) with ``Retry-After``, counts in ``counts()['total']`` and in the quota's
+        ``throttled``, not under its route, and changes nothing."""
+        quota = SlidingWindowQuota(limit, window, lockout, clock)
+        with self._lock:
+            self._quota = quota
+        return quota
+
+    def clear_quota(self):
+        with self._lock:
+            self._quota = None
+
+    def quota_counts(self):
+        """``{token: {'requests', 'throttled'}}`` since the quota was set or counts were reset; {} without one."""
+        with self._lock:
+            quota = self._quota
+        return {} if quota is None else quota.counts()
+
     def counts(self):
         """Requests seen, by route (``'GET zones'``, ``'GET dns_records'``, ``'POST dns_records'``,
         ``'PUT dns_records'``, ``'PATCH dns_records'``, ``'DELETE dns_records'``, ``'POST batch'``,
@@ -416,6 +505,8 @@ class CloudflareApi:
             self._counts.clear()
             self._writes = 0
             self._log = []
+            if self._quota is not None:
+                self._quota.reset_counts()
 
     # -- HTTP --------------------------------------------------------------
 
@@ -428,18 +519,24 @@ class CloudflareApi:
         path = parts.path
         key, action, args = _route(method, path[len(API_PREFIX):]) if path.startswith(API_PREFIX + '/') \
             else ('other', None, ())
+        quota_token = self._known_token(handler.headers.get('Authorization'))
+        retry_after = None
         with self._lock:
             fault = next((f for f in self._faults if f.matches(method, target) and f.fire()), None)
             self._faults = [f for f in self._faults if not f.exhausted]
             self._counts['total'] += 1
+            if fault is None and self._quota is not None and quota_token is not None:
+                retry_after = self._quota.admit(quota_token)
             if fault is not None:
                 self._counts['faults'] += 1
-            else:
+            elif retry_after is None:
                 self._counts[key] += 1
                 if method != 'GET':
                     self._writes += 1
         if fault is not None:
             status, headers, payload = self._fault_answer(fault)
+        elif retry_after is not None:
+            status, headers, payload = self._rate_limited(retry_after)
         else:
             try:
                 self._authenticate(handler.headers.get('Authorization'))
@@ -470,19 +567,26 @@ class CloudflareApi:
         handler.wfile.write(data)
 
     @staticmethod
-    def _fault_answer(fault):
-        headers = {}
+    def _rate_limited(retry_after):
+        """A 429 answer: Cloudflare's rate-limit error, with ``Retry-After`` unless it is None."""
+        headers = {} if retry_after is None else {'Retry-After': str(retry_after)}
+        return 429, headers, {'success': False, 'errors': [_error('rate_limited')], 'messages': [], 'result': None}
+
+    @classmethod
+    def _fault_answer(cls, fault):
         if fault.status == 429:
-            error = _error('rate_limited')
-            if fault.retry_after is not None:
-                headers['Retry-After'] = str(fault.retry_after)
-        else:
-            try:
-                phrase = http.HTTPStatus(fault.status).phrase
-            except ValueError:
-                phrase = 'Error'
-            error = {'code': ERRORS['injected'][0], 'message': phrase}
-        return fault.status, headers, {'success': False, 'errors': [error], 'messages': [], 'result': None}
+            return cls._rate_limited(fault.retry_after)
+        try:
+            phrase = http.HTTPStatus(fault.status).phrase
+        except ValueError:
+            phrase = 'Error'
+        error = {'code': ERRORS['injected'][0], 'message': phrase}
+        return fault.status, {}, {'success': False, 'errors': [error], 'messages': [], 'result': None}
+
+    def _known_token(self, header):
+        """The configured token a request presents, or None."""
+        scheme, _sep, token = (header or '').partition(' ')
+        return token if scheme.lower() == 'bearer' and token in self.tokens else None
 
     def _authenticate(self, header):
         if header is None:

@@ -641,3 +641,85 @@ def test_tlsa_batch_puts_and_posts_take_data_and_a_patch_keeps_it(api, client, z
     with pytest.raises(ApiError):
         api.add_record(ZONE, 'TLSA', TLSA_NAME, '3 1 1 ' + 'dd' * 32)
     assert sorted(r['content'][:5] for r in api.records(ZONE, type='TLSA')) == ['2 1 2', '3 1 1']
+
+
+# -- the quota per token -------------------------------------------------------
+
+class SteppedClock:
+    """A clock the test moves by hand: the quota's decisions do not depend on the machine's speed."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_quota_serves_the_limit_then_locks_the_token_out_even_for_spaced_requests(api, client, zone_id):
+    clock = SteppedClock()
+    api.set_quota(limit=5, window=10, lockout=30, clock=clock)
+    for _request in range(5):
+        assert raw(api, 'GET', f'/zones/{zone_id}/dns_records')[0] == 200
+    with pytest.raises(cloudflare.RateLimitError) as info:
+        txt(client, zone_id)                                              # the 6th in 10 s: refused
+    assert info.value.response.headers['Retry-After'] == '30'
+    assert codes(info.value.body) == [971]
+    assert api.records(ZONE) == [] and api.writes() == 0
+    # Past the window, but not past the lockout: still refused, Retry-After says how long is left (rounded up).
+    for step, left in ((11, '19'), (10, '9'), (8.5, '1')):
+        clock.now += step
+        status, headers, body = raw(api, 'GET', '/zones')
+        assert (status, headers['retry-after'], codes(body)) == (429, left, [971])
+    clock.now += 0.5                                                       # 30 s after the excess
+    assert txt(client, zone_id).content == '"v=STSv1; id=1;"'
+    assert api.quota_counts() == {'good-token': {'requests': 10, 'throttled': 4}}
+    counts = api.counts()
+    assert (counts['GET dns_records'], counts['GET zones'], counts['POST dns_records'], counts['faults'],
+            counts['total']) == (5, 0, 1, 0, 10)
+    assert [status for _method, _target, status in api.log()] == [200] * 5 + [429] * 4 + [200]
+
+
+def test_quota_is_a_sliding_window_not_a_fixed_one(api):
+    clock = SteppedClock()
+    api.set_quota(limit=3, window=10, lockout=1, clock=clock)
+    statuses = []
+    for at in (0, 4, 8, 10.5, 11):    # at 10.5 the request of 0 has left the window; at 11 those of 4, 8, 10.5 remain
+        clock.now = 1000.0 + at
+        statuses.append(raw(api, 'GET', '/zones')[0])
+    assert statuses == [200, 200, 200, 200, 429]
+
+
+def test_quota_counts_each_token_apart_and_not_bad_tokens_or_injected_faults():
+    clock = SteppedClock()
+    with CloudflareApi(tokens=('one', 'two')) as server:
+        server.set_quota(limit=2, window=10, lockout=10, clock=clock)
+        assert [raw(server, 'GET', '/zones', token='one')[0] for _request in range(3)] == [200, 200, 429]
+        assert [raw(server, 'GET', '/zones', token='two')[0] for _request in range(2)] == [200, 200]
+        assert raw(server, 'GET', '/zones', token='wrong')[0] == 403
+        server.inject(503, count=1)
+        assert raw(server, 'GET', '/zones', token='two')[0] == 503                 # a fault, before the quota
+        assert raw(server, 'GET', '/zones', token='two')[0] == 429
+        assert server.quota_counts() == {'one': {'requests': 3, 'throttled': 1},
+                                         'two': {'requests': 3, 'throttled': 1}}
+        server.reset_counts()
+        assert server.quota_counts() == {} and server.counts()['total'] == 0
+        assert raw(server, 'GET', '/zones', token='one')[0] == 429                 # the lockout outlives the counts
+        server.clear_quota()
+        assert raw(server, 'GET', '/zones', token='one')[0] == 200
+        assert server.quota_counts() == {}
+
+
+@pytest.mark.parametrize('kwargs', [{'limit': 0}, {'limit': 2.5}, {'limit': True}, {'window': 0}, {'lockout': -1}])
+def test_quota_rejects_bad_arguments(api, kwargs):
+    with pytest.raises(ValueError):
+        api.set_quota(**dict({'limit': 5, 'window': 1, 'lockout': 1}, **kwargs))
+
+
+def test_quota_in_real_time_and_a_client_that_honours_retry_after_gets_through(api, zone_id):
+    api.set_quota(limit=4, window=1, lockout=1)
+    statuses = [raw(api, 'GET', '/zones')[0] for _request in range(6)]
+    assert statuses == [200] * 4 + [429] * 2
+    # The SDK waits Retry-After (1 s) before its one retry: the lockout is over and the window empty.
+    with Cloudflare(api_token='good-token', base_url=api.base_url, max_retries=1) as patient:
+        assert [z.name for z in listed(patient.zones.list())] == [ZONE]
+    assert api.quota_counts()['good-token']['throttled'] == 3
