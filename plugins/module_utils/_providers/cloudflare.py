@@ -14,11 +14,13 @@ certificate) and read from the ``content`` the API derives from it.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
+
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import ZoneListingProvider, dns_name, stale_records
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retrier, Retryable
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retryable
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import collect, empty_rrsets
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtText
 
@@ -45,6 +47,8 @@ class CloudflareProvider(ZoneListingProvider):
         'base_url': {'type': 'str', 'fallback': (env_fallback, ['CLOUDFLARE_BASE_URL'])},
     })
     REQUIRED = ('api_token',)
+    # 1,200 requests per 5 minutes per user; past it, every request is refused for 5 minutes.
+    BUDGET = (1200, 300.0, None)
     ZONE_KIND = 'zone visible to this API token'
     ZONE_HINT = '; check that the token has Zone:Read and DNS:Edit on that zone'
 
@@ -62,33 +66,34 @@ class CloudflareProvider(ZoneListingProvider):
         # The SDK retries on its own by default; ours is the only retry layer.
         client = cloudflare.Cloudflare(api_token=settings['api_token'], base_url=settings['base_url'] or None,
                                        max_retries=0, timeout=settings['timeout'])
-        return cls(client, Retrier.from_params(settings))
+        return cls(client, cls.retrier_from(settings))
 
     def close(self):
         self.client.close()
 
-    def _pages(self, first, what):
+    def _pages(self, first, what, kind='read'):
         """Every item of a listing, asking for a next page only when there can be one."""
-        page = self.call(first, what)
+        page = self.call(first, what, kind)
         items = list(page.result or [])
         while _has_next_page(page):
-            page = self.call(page.get_next_page, what)
+            page = self.call(page.get_next_page, what, kind)
             items.extend(page.result or [])
         return items
 
     def list_zones(self):
-        zones = self._pages(lambda: self.client.zones.list(per_page=ZONE_PAGE_SIZE), 'list zones')
+        zones = self._pages(lambda: self.client.zones.list(per_page=ZONE_PAGE_SIZE), 'list zones', 'zones')
         return [(zone.name, zone.id) for zone in zones]
 
     def read_rrsets(self, zone, names, rtypes):
         zone_id = self.zone_id(zone)
         found = empty_rrsets(names, rtypes)
-        if len(names) == 1:
-            def listing():
-                return self.client.dns.records.list(zone_id=zone_id, name={'exact': names[0]}, per_page=RECORD_PAGE_SIZE)
-        else:
-            def listing():
-                return self.client.dns.records.list(zone_id=zone_id, per_page=RECORD_PAGE_SIZE)
+        # One listing for every name: the API's type filter takes one type, and a CNAME at a name must be seen
+        # whatever the types wanted, so the listing narrows by name only (one page unless the names share
+        # their part of the zone with thousands of records).
+        name_filter = _name_filter(zone, names)
+
+        def listing():
+            return self.client.dns.records.list(zone_id=zone_id, per_page=RECORD_PAGE_SIZE, **name_filter)
         for record in self._pages(listing, 'list records of %s' % zone):
             name = dns_name(record.name)
             if name not in found:
@@ -137,11 +142,11 @@ class CloudflareProvider(ZoneListingProvider):
 
     def _send_batch(self, zone, zone_id, batch):
         if any(batch.values()):
-            self.call(lambda: self.client.dns.records.batch(zone_id=zone_id, **batch), 'batch change of %s' % zone)
+            self.call(lambda: self.client.dns.records.batch(zone_id=zone_id, **batch), 'batch change of %s' % zone, 'write')
 
     def classify(self, exc):
         if isinstance(exc, cloudflare.RateLimitError):
-            raise Retryable('HTTP 429 rate limited', retry_after=_retry_after(exc))
+            raise Retryable('HTTP 429 rate limited', retry_after=_retry_after(exc), throttled=True)
         if isinstance(exc, cloudflare.InternalServerError):
             raise Retryable('HTTP %s' % exc.status_code, retry_after=_retry_after(exc))
         if isinstance(exc, cloudflare.APITimeoutError):
@@ -161,6 +166,17 @@ class CloudflareProvider(ZoneListingProvider):
         if isinstance(exc, cloudflare.APIError):
             return ProviderError('%s: %s' % (what, exc))
         return None
+
+
+def _name_filter(zone, names):
+    """The list call's name filter: the name itself for one name; for several, their closest common parent
+    below the zone (a domain's names, when the domain is not the zone's apex); none otherwise."""
+    if len(names) == 1:
+        return {'name': {'exact': names[0]}}
+    parent = '.'.join(reversed(os.path.commonprefix([name.split('.')[::-1] for name in names])))
+    if parent in names or not parent.endswith('.' + zone):
+        return {}
+    return {'name': {'endswith': '.' + parent}}
 
 
 def _record_text(record):

@@ -17,7 +17,6 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._aws import (
 )
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import ZoneListingProvider, dns_name, stale_records
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retrier
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import collect, empty_rrsets
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import TxtText
 
@@ -27,6 +26,20 @@ STALE_CHANGE = re.compile(r'Tried to (delete|create) resource record set .* but 
 PAGE_SIZE = 300
 WAIT_TIMEOUT = 300
 WAIT_INTERVAL = 5
+# What each API operation is, for the request counts of the result's ``api``.
+REQUEST_KINDS = {
+    'list_hosted_zones': 'zones',
+    'get_hosted_zone': 'zones',
+    'list_resource_record_sets': 'read',
+    'change_resource_record_sets': 'write',
+}
+
+
+def listing_key(name):
+    """Where ``name`` comes in a ListResourceRecordSets listing: Route 53 sorts by the name with its labels
+    reversed and a final dot (``com.example.www.``), as text, so ``-`` and other characters before ``.`` sort
+    a label ahead of its own prefix (``mx-2`` before ``mx``)."""
+    return '.'.join(reversed(name.split('.'))) + '.'
 
 
 def _record_name(name):
@@ -46,6 +59,8 @@ class Route53Provider(ZoneListingProvider):
         'wait': {'type': 'bool', 'default': False},
         'wait_timeout': {'type': 'int', 'default': WAIT_TIMEOUT},
     })
+    # 10 requests per second per account, with a burst of 50 (5 per second before July 2026).
+    BUDGET = (10, 1.0, 50)
     ZONE_HINT = ('; check that the credentials belong to the account that has the zone, private_zone, '
                  'or give hosted_zone_id')
 
@@ -65,11 +80,12 @@ class Route53Provider(ZoneListingProvider):
         cls.check_library()
         settings = cls.settings(params)
         client = aws_client('route53', settings, default_region='us-east-1')
-        return cls(client, Retrier.from_params(settings), settings['hosted_zone_id'], settings['private_zone'],
+        return cls(client, cls.retrier_from(settings), settings['hosted_zone_id'], settings['private_zone'],
                    settings['wait'], settings['wait_timeout'])
 
     def _api(self, operation, what='', **kwargs):
-        return self.call(functools.partial(getattr(self.client, operation), **kwargs), ('%s %s' % (operation, what)).rstrip())
+        return self.call(functools.partial(getattr(self.client, operation), **kwargs), ('%s %s' % (operation, what)).rstrip(),
+                         REQUEST_KINDS.get(operation, 'other'))
 
     def list_zones(self):
         if self.hosted_zone_id:
@@ -88,26 +104,34 @@ class Route53Provider(ZoneListingProvider):
     def read_rrsets(self, zone, names, rtypes):
         zone_id = self.zone_id(zone)
         found = empty_rrsets(names, rtypes)
-        kwargs = {'HostedZoneId': zone_id, 'MaxItems': str(PAGE_SIZE)}
-        if len(names) == 1:
-            # Records are listed in name order, so one name's RRsets come first when we start there.
-            kwargs['StartRecordName'] = names[0]
+        # The listing is in Route 53's name order: it starts at the first of the names, skips ahead to the next
+        # one wanted when a page ends before it, and stops once past the last. A domain's names, near each
+        # other, take one page; names far apart in a big zone, one page each.
+        ordered = sorted(names, key=listing_key)
+        last = listing_key(ordered[-1])
+        start = {'StartRecordName': ordered[0]}
         while True:
-            page = self._api('list_resource_record_sets', zone, **kwargs)
+            page = self._api('list_resource_record_sets', zone, HostedZoneId=zone_id, MaxItems=str(PAGE_SIZE), **start)
             past = False
             for record_set in page['ResourceRecordSets']:
                 name = _record_name(record_set['Name'])
-                if len(names) == 1 and name != names[0]:
+                if listing_key(name) > last:
                     past = True
                     break
                 if name in found and 'SetIdentifier' not in record_set:
                     self._collect(found, name, rtypes, record_set)
             if past or not page.get('IsTruncated'):
                 break
-            kwargs['StartRecordName'] = page['NextRecordName']
-            kwargs['StartRecordType'] = page['NextRecordType']
-            if 'NextRecordIdentifier' in page:
-                kwargs['StartRecordIdentifier'] = page['NextRecordIdentifier']
+            following = listing_key(_record_name(page['NextRecordName']))
+            ahead = [name for name in ordered if listing_key(name) >= following]
+            if not ahead:
+                break
+            if listing_key(ahead[0]) > following:
+                start = {'StartRecordName': ahead[0]}
+            else:
+                start = {'StartRecordName': page['NextRecordName'], 'StartRecordType': page['NextRecordType']}
+                if 'NextRecordIdentifier' in page:
+                    start['StartRecordIdentifier'] = page['NextRecordIdentifier']
         return found
 
     def _collect(self, found, name, rtypes, record_set):
