@@ -9,6 +9,8 @@ With ``strict_changes`` on, it also answers ChangeResourceRecordSets batches
 that real Route53 would reject (a DELETE that does not match the current
 record set exactly, a CREATE of a record set that exists) with Route53's
 ``InvalidChangeBatch`` error itself, because moto 5.x accepts most of them.
+``rate_limit(rate, burst)`` makes it throttle as Route53's request-rate
+quota does (``TokenBucket``).
 
 A client under test (boto3 with ``endpoint_url=proxy.endpoint_url`` and
 botocore's retries off) sees moto's answers byte for byte, except for the
@@ -423,6 +425,45 @@ class MotoServer(LoopbackEndpoint, ProcessServer):
 
 # -- the proxy ---------------------------------------------------------------
 
+class TokenBucket:
+    """Route53's request-rate quota: a bucket of ``burst`` tokens refilled at ``rate`` per second; each
+    request takes one, and a request that finds the bucket empty is answered Throttling.
+
+    From the Route53 developer guide ("Throttling for Amazon Route 53 API requests", 2026): "Amazon Route 53
+    uses a token bucket algorithm ... The bucket refills at a fixed rate every second, up to its maximum
+    capacity"; all operations of an account combined: capacity 50, refill 10 per second; a throttled request
+    gets "an HTTP 400 error (Bad request)" with Code ``Throttling`` and Message ``Rate exceeded``.  The
+    per-operation buckets and the change-throughput bucket of that page are not modelled.  ``clock`` is the
+    time source; tests may pass their own.
+    """
+
+    def __init__(self, rate, burst, clock=time.monotonic):
+        if not rate > 0:
+            raise ValueError(f'rate must be positive requests per second, got {rate!r}')
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ValueError(f'burst must be a positive integer, got {burst!r}')
+        self.rate = float(rate)
+        self.burst = burst
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tokens = float(burst)
+        self._stamp = clock()
+
+    def take(self):
+        """True: a token was taken and the request may go; False: throttled."""
+        with self._lock:
+            now = self.clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+    def __repr__(self):
+        return f'TokenBucket(rate={self.rate}, burst={self.burst})'
+
+
 class FaultRule:
     """One ``FaultProxy.inject`` call; ``seen``/``fired`` are for reading.
 
@@ -499,6 +540,8 @@ class FaultProxy:
         self._counts = collections.Counter()
         self._faults = collections.Counter()
         self._rejected = collections.Counter()
+        self._throttled = collections.Counter()
+        self._bucket = None
         self._rules = []
         self._strict_changes = bool(strict_changes)
         # Strict mode: check + forward of one batch at a time, so that two
@@ -531,17 +574,24 @@ class FaultProxy:
         with self._lock:
             return {op: self._rejected[op] for op in self.operations}
 
+    def throttled(self):
+        """Requests per operation answered Throttling by ``rate_limit``'s bucket (not by an injected fault);
+        neither in counts() nor faults()."""
+        with self._lock:
+            return {op: self._throttled[op] for op in self.operations}
+
     def writes(self):
         """ChangeResourceRecordSets + CreateHostedZone requests that reached moto."""
         with self._lock:
             return sum(self._counts[op] for op in WRITE_OPERATIONS)
 
     def reset_counts(self):
-        """Zero counts(), faults() and rejected(); fault rules stay as they are."""
+        """Zero counts(), faults(), rejected() and throttled(); fault rules and the rate limit stay."""
         with self._lock:
             self._counts.clear()
             self._faults.clear()
             self._rejected.clear()
+            self._throttled.clear()
 
     # -- strict change batches ---------------------------------------------
 
@@ -648,6 +698,29 @@ class FaultProxy:
         with self._lock:
             self._rules = []
 
+    def rate_limit(self, rate, burst, clock=time.monotonic):
+        """Throttle from now on as Route53's account-wide request rate does (the live one: 10 per second,
+        burst 50): a ``TokenBucket`` that every request takes from before anything else (injected
+        faults, strict checks, moto); returns it.  Throttled requests count in throttled()."""
+        bucket = TokenBucket(rate, burst, clock)
+        with self._lock:
+            self._bucket = bucket
+        return bucket
+
+    def clear_rate_limit(self):
+        with self._lock:
+            self._bucket = None
+
+    def _admit(self, operation):
+        """False (and counted) when the rate limit throttles the request."""
+        with self._lock:
+            bucket = self._bucket
+        if bucket is None or bucket.take():
+            return True
+        with self._lock:
+            self._throttled[operation] += 1
+        return False
+
     def _decide(self, operation):
         with self._lock:
             for rule in self._rules:
@@ -727,6 +800,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(length) if length else b''
         operation = proxy.classify_request(self.command, self.path)
+        if not proxy._admit(operation):
+            status, error_type, message = KNOWN_FAULTS['Throttling']
+            self._send_error(status, 'Throttling', message, error_type)
+            return
         rule = proxy._decide(operation)
         if rule is not None:
             self._send_fault(rule)

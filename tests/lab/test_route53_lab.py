@@ -683,3 +683,89 @@ def test_moto_strict_create_of_values_created_before_fails_already_exists(moto, 
         _change(client, zone, 'CREATE', [policy_c])
     assert _error(excinfo) == ('InvalidChangeBatch', 400)
     assert strict.rejected()['ChangeResourceRecordSets'] == 0
+
+
+# -- the request-rate quota (token bucket) -------------------------------------
+
+class SteppedClock:
+    """A clock the test moves by hand: the bucket's decisions do not depend on the machine's speed."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _list_outcome(client, zone):
+    try:
+        client.list_resource_record_sets(HostedZoneId=zone)
+        return 'ok'
+    except ClientError as exc:
+        return exc.response['Error']['Code']
+
+
+def test_rate_limit_serves_the_burst_then_throttles_as_route53_does(moto, client, proxy, zone):
+    clock = SteppedClock()
+    proxy.rate_limit(rate=2, burst=3, clock=clock)
+    assert [_list_outcome(client, zone) for _request in range(4)] == ['ok'] * 3 + ['Throttling']
+    with pytest.raises(ClientError) as excinfo:
+        _change(client, zone, 'CREATE', [POLICY_A])
+    response = excinfo.value.response
+    assert _error(excinfo) == ('Throttling', 400)
+    assert response['Error'] == {'Type': 'Sender', 'Code': 'Throttling', 'Message': 'Rate exceeded'}
+    assert response['ResponseMetadata']['RequestId'] == response['ResponseMetadata']['HTTPHeaders']['x-amzn-requestid']
+    assert _txt(moto.client(), zone) == []                            # the change never reached moto
+    assert proxy.throttled() == dict.fromkeys(OPERATIONS, 0) | {'ListResourceRecordSets': 1,
+                                                                'ChangeResourceRecordSets': 1}
+    assert proxy.counts()['ListResourceRecordSets'] == 3 and proxy.writes() == 0
+    assert sum(proxy.faults().values()) == 0
+    # The bucket refills at 2 per second: half a second gives one token, never more than the burst.
+    clock.now += 0.5
+    assert [_list_outcome(client, zone) for _request in range(2)] == ['ok', 'Throttling']
+    clock.now += 100
+    assert [_list_outcome(client, zone) for _request in range(4)] == ['ok'] * 3 + ['Throttling']
+    proxy.reset_counts()
+    assert proxy.throttled() == dict.fromkeys(OPERATIONS, 0)
+    proxy.clear_rate_limit()
+    assert [_list_outcome(client, zone) for _request in range(5)] == ['ok'] * 5
+
+
+def test_rate_limit_comes_before_injected_faults_and_a_throttled_request_takes_no_token(client, proxy, zone):
+    clock = SteppedClock()
+    proxy.rate_limit(rate=1, burst=1, clock=clock)
+    rule = proxy.inject('ServiceUnavailable', count=1)
+    assert _list_outcome(client, zone) == 'ServiceUnavailable'        # took the one token, then the fault
+    assert _list_outcome(client, zone) == 'Throttling'                # the bucket is empty: the fault never sees it
+    assert (rule.seen, rule.fired) == (1, 1)
+    clock.now += 1
+    assert _list_outcome(client, zone) == 'ok'
+
+
+def test_rate_limit_in_real_time_holds_the_rate_across_threads(moto, proxy, zone):
+    proxy.rate_limit(rate=5, burst=5)
+    outcomes = []
+
+    def hammer():
+        own = route53_client(proxy.endpoint_url, NO_RETRIES)
+        for _request in range(6):
+            outcomes.append(_list_outcome(own, zone))
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=hammer) for _thread in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    served = outcomes.count('ok')
+    assert set(outcomes) == {'ok', 'Throttling'} and len(outcomes) == 24
+    assert served <= 5 + 5 * elapsed + 1          # the burst plus what the rate refilled, no more
+    assert proxy.throttled()['ListResourceRecordSets'] == 24 - served
+    assert proxy.counts()['ListResourceRecordSets'] == served
+
+
+@pytest.mark.parametrize('kwargs', [{'rate': 0}, {'burst': 0}, {'burst': 1.5}, {'burst': True}])
+def test_rate_limit_rejects_bad_arguments(proxy, kwargs):
+    with pytest.raises(ValueError):
+        proxy.rate_limit(**dict({'rate': 5, 'burst': 10}, **kwargs))
