@@ -22,6 +22,10 @@ try:
 except ImportError as exc:  # pragma: no cover - reported by the module
     BOTO3_IMPORT_ERROR = exc
 
+# The answers that mean the quota was met, not that something failed.
+THROTTLING_CODES = frozenset([
+    'Throttling', 'ThrottlingException', 'PriorRequestNotComplete', 'RequestLimitExceeded', 'SlowDown',
+])
 RETRYABLE_CODES = frozenset([
     'Throttling', 'ThrottlingException', 'PriorRequestNotComplete', 'RequestLimitExceeded',
     'ServiceUnavailable', 'InternalError', 'InternalFailure', 'SlowDown', 'RequestTimeout',
@@ -68,7 +72,7 @@ def classify(exc, client):
     """Raise Retryable for throttling, a 5xx or 429, a timeout or a dropped connection; return otherwise."""
     if isinstance(exc, botocore.exceptions.ClientError):
         if error_code(exc) in RETRYABLE_CODES or http_status(exc) >= 500 or http_status(exc) == 429:
-            raise Retryable(error_message(exc))
+            raise Retryable(error_message(exc), throttled=error_code(exc) in THROTTLING_CODES or http_status(exc) == 429)
         return
     if isinstance(exc, (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):
         raise Retryable('no answer from %s within %s s' % (client.meta.endpoint_url, client.meta.config.read_timeout))

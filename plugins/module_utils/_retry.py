@@ -19,7 +19,7 @@ import random
 import threading
 import time
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError, ValidationError
 
 MAX_RETRIES = 8
 RETRY_MAX_SECONDS = 120.0
@@ -27,6 +27,17 @@ RETRY_OPTIONS = {
     'max_retries': {'type': 'int', 'default': MAX_RETRIES},
     'retry_max_seconds': {'type': 'float', 'default': RETRY_MAX_SECONDS},
 }
+# The pacing under an API quota; the quota's defaults are each provider's (``budget_from``).
+BUDGET_OPTIONS = {
+    'api_budget': {'type': 'dict', 'apply_defaults': True, 'options': {
+        'enabled': {'type': 'bool', 'default': True},
+        'requests': {'type': 'int'},
+        'seconds': {'type': 'float'},
+        'burst': {'type': 'int'},
+    }},
+}
+# What a request is, for the counts of ``Retrier.report``.
+REQUEST_KINDS = ('zones', 'read', 'write', 'other')
 
 
 class RequestBudget(object):
@@ -87,15 +98,37 @@ class RequestBudget(object):
 class Retryable(Exception):
     """Raised by a classifier for a failure worth another attempt (throttling, 5xx, a dropped connection)."""
 
-    def __init__(self, reason, retry_after=None):
+    def __init__(self, reason, retry_after=None, throttled=False):
         super(Retryable, self).__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        # The API refused for its quota (HTTP 429, Throttling, PriorRequestNotComplete), not a failure.
+        self.throttled = throttled
+
+
+def budget_from(options, default):
+    """The RequestBudget of the ``api_budget`` option, or None when pacing is off.
+
+    ``default`` is the provider's quota as ``(requests, seconds, burst)``; a missing or null
+    field takes its value. Raises ValidationError, naming the field, before any request is sent.
+    """
+    options = options or {}
+    if options.get('enabled') is False:
+        return None
+    requests, seconds, burst = [default[index] if options.get(key) is None else options[key]
+                                for index, key in enumerate(('requests', 'seconds', 'burst'))]
+    if requests < 1:
+        raise ValidationError('api_budget.requests', requests, 'must be at least 1 request')
+    if seconds <= 0:
+        raise ValidationError('api_budget.seconds', seconds, 'must be more than 0 seconds')
+    if burst is not None and burst < 1:
+        raise ValidationError('api_budget.burst', burst, 'must be at least 1 request, or null for a sliding window')
+    return RequestBudget(requests, seconds, burst)
 
 
 class Retrier(object):
     def __init__(self, max_retries=MAX_RETRIES, max_seconds=RETRY_MAX_SECONDS, base_delay=0.5, max_delay=20.0,
-                 sleep=time.sleep, clock=time.monotonic, jitter=random.random):
+                 sleep=time.sleep, clock=time.monotonic, jitter=random.random, budget=None):
         self.max_retries = max_retries
         self.max_seconds = max_seconds
         self.base_delay = base_delay
@@ -103,16 +136,39 @@ class Retrier(object):
         self.sleep = sleep
         self.clock = clock
         self.jitter = jitter
+        self.budget = budget
         self.requests = 0
+        self.requests_by_kind = {}
         self.retries = 0
+        self.throttled = 0
+        self.quota_wait = 0.0
+        # Threads of one run share the counts.
+        self._lock = threading.Lock()
 
     @classmethod
-    def from_params(cls, params):
+    def from_params(cls, params, budget=None):
         """From module parameters; a missing or null option takes its default."""
         max_retries = params.get('max_retries')
         max_seconds = params.get('retry_max_seconds')
         return cls(max_retries=MAX_RETRIES if max_retries is None else max_retries,
-                   max_seconds=RETRY_MAX_SECONDS if max_seconds is None else max_seconds)
+                   max_seconds=RETRY_MAX_SECONDS if max_seconds is None else max_seconds, budget=budget)
+
+    def report(self):
+        """What the run asked of the API: the module result's ``api``."""
+        with self._lock:
+            return {
+                'requests': self.requests,
+                'requests_by_kind': dict(self.requests_by_kind),
+                'retries': self.retries,
+                'throttled': self.throttled,
+                'quota_wait_seconds': round(self.quota_wait, 3),
+            }
+
+    def _count(self, kind, quota_wait):
+        with self._lock:
+            self.requests += 1
+            self.requests_by_kind[kind] = self.requests_by_kind.get(kind, 0) + 1
+            self.quota_wait += quota_wait
 
     def delay(self, attempt, retry_after):
         """Full-jitter exponential backoff, never shorter than what the server asked for."""
@@ -121,29 +177,38 @@ class Retrier(object):
             backoff = max(backoff, float(retry_after))
         return backoff
 
-    def call(self, request, classify, what):
+    def call(self, request, classify, what, kind='other'):
         """Run ``request()``; on an error ``classify(exc)`` raises Retryable to retry, or returns to let it through.
 
-        ``what`` names the request in the error when giving up.
+        ``what`` names the request in the error when giving up; ``kind`` (REQUEST_KINDS) is what it is counted as.
+        Every attempt, retries too, first takes its turn from the budget.
         """
         started = self.clock()
         attempt = 0
+        # Waiting for the quota is pacing, not retrying: it does not count against retry_max_seconds.
+        paced = 0.0
         while True:
-            self.requests += 1
+            quota_wait = self.budget.take() if self.budget is not None else 0.0
+            paced += quota_wait
+            self._count(kind, quota_wait)
             try:
                 return request()
             except Exception as exc:  # pylint: disable=broad-exception-caught
                 try:
                     classify(exc)
                 except Retryable as retryable:
+                    if retryable.throttled:
+                        with self._lock:
+                            self.throttled += 1
                     wait = self.delay(attempt, retryable.retry_after)
-                    spent = self.clock() - started
+                    spent = self.clock() - started - paced
                     if attempt >= self.max_retries or spent + wait > self.max_seconds:
                         raise ProviderError('%s: gave up after %d attempts in %.1f s, last: %s; the API is still '
                                             'throttling or failing: re-run later, or raise max_retries or retry_max_seconds'
                                             % (what, attempt + 1, spent, retryable.reason))
                     attempt += 1
-                    self.retries += 1
+                    with self._lock:
+                        self.retries += 1
                     self.sleep(wait)
                     continue
                 raise

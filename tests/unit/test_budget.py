@@ -154,3 +154,146 @@ def test_a_budget_that_lets_nothing_through_is_refused(requests, seconds, burst)
 def test_describe_names_the_quota():
     assert RequestBudget(1200, 300).describe() == '1200 requests per 300 s'
     assert RequestBudget(10, 1.0, burst=50).describe() == '10 requests per 1 s, burst 50'
+
+
+# The Retrier with a budget: every attempt is paced and counted.
+
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._aws import classify as aws_classify  # noqa: E402
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ProviderError, ValidationError  # noqa: E402
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.cloudflare import CloudflareProvider  # noqa: E402
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.route53 import Route53Provider  # noqa: E402
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import Retrier, Retryable, budget_from  # noqa: E402
+
+
+class Answers:
+    """A request that fails with the given Retryables in turn, then answers 'done'."""
+
+    def __init__(self, *failures):
+        self.failures = list(failures)
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return 'done'
+
+
+def reraise(exc):
+    if isinstance(exc, Retryable):
+        raise exc
+
+
+def paced_retrier(budget_requests=2, budget_seconds=10.0, burst=None, **kwargs):
+    clock = SharedClock()
+    budget = RequestBudget(budget_requests, budget_seconds, burst, clock=clock.time, sleep=clock.sleep)
+    retrier = Retrier(sleep=clock.sleep, clock=clock.time, jitter=lambda: 0.0, budget=budget, **kwargs)
+    return retrier, clock
+
+
+def test_every_attempt_retries_included_takes_from_the_budget_and_is_counted_by_kind():
+    retrier, clock = paced_retrier()
+    retrier.call(Answers(), reraise, 'list zones', 'zones')
+    request = Answers(Retryable('HTTP 502'))
+    assert retrier.call(request, reraise, 'list records', 'read') == 'done'
+    # The third attempt (the retry) had to wait for the first to leave the 10 s window.
+    assert request.calls == 2 and clock.now == pytest.approx(10.0)
+    retrier.call(Answers(), reraise, 'batch', 'write')
+    assert retrier.report() == {
+        'requests': 4, 'requests_by_kind': {'zones': 1, 'read': 2, 'write': 1}, 'retries': 1, 'throttled': 0,
+        'quota_wait_seconds': pytest.approx(retrier.budget.waited),
+    }
+    assert retrier.budget.waited == pytest.approx(9.75)     # after the 0.25 s backoff; the write then went at once
+
+
+def test_a_throttling_answer_is_counted_and_retry_after_still_honoured():
+    retrier, clock = paced_retrier(budget_requests=100)
+    request = Answers(Retryable('HTTP 429 rate limited', retry_after=30, throttled=True))
+    assert retrier.call(request, reraise, 'list records', 'read') == 'done'
+    assert clock.now == pytest.approx(30.0)
+    report = retrier.report()
+    assert report['throttled'] == 1 and report['retries'] == 1 and report['quota_wait_seconds'] == 0.0
+
+
+def test_waiting_for_the_quota_does_not_use_up_retry_max_seconds():
+    # A 60 s quota wait before a retry, with only 5 s allowed for retrying: the retry still happens.
+    retrier, clock = paced_retrier(budget_requests=1, budget_seconds=60.0, max_seconds=5.0)
+    request = Answers(Retryable('HTTP 502'))
+    assert retrier.call(request, reraise, 'list records', 'read') == 'done'
+    assert clock.now == pytest.approx(60.0)
+
+
+def test_without_a_budget_nothing_waits_and_the_report_says_so():
+    retrier = Retrier(sleep=lambda seconds: None, jitter=lambda: 0.0)
+    retrier.call(Answers(), reraise, 'x')
+    assert retrier.report() == {'requests': 1, 'requests_by_kind': {'other': 1}, 'retries': 0, 'throttled': 0,
+                                'quota_wait_seconds': 0.0}
+
+
+def client_error(code, status=400):
+    import botocore.exceptions
+    return botocore.exceptions.ClientError({'Error': {'Code': code, 'Message': 'Rate exceeded'},
+                                            'ResponseMetadata': {'HTTPStatusCode': status}}, 'ListResourceRecordSets')
+
+
+@pytest.mark.parametrize('code, status, throttled', [
+    ('Throttling', 400, True), ('PriorRequestNotComplete', 400, True), ('SlowDown', 503, True),
+    ('ServiceUnavailable', 503, False), ('InternalError', 500, False),
+])
+def test_aws_throttling_and_prior_request_not_complete_are_retried_and_counted_as_throttled(code, status, throttled):
+    with pytest.raises(Retryable) as caught:
+        aws_classify(client_error(code, status), client=None)
+    assert caught.value.throttled is throttled
+
+
+def test_route53_prior_request_not_complete_is_retried_through_a_paced_retrier():
+    retrier, clock = paced_retrier(budget_requests=10, budget_seconds=1.0, burst=50)
+    request = Answers(client_error('PriorRequestNotComplete'), client_error('Throttling'))
+    assert retrier.call(request, lambda exc: aws_classify(exc, None), 'change', 'write') == 'done'
+    assert retrier.report()['throttled'] == 2 and retrier.report()['requests_by_kind'] == {'write': 3}
+
+
+@pytest.mark.parametrize('provider, quota', [
+    (CloudflareProvider, (1200, 300.0, None)),
+    (Route53Provider, (10, 1.0, 50)),
+])
+def test_each_provider_paces_at_its_documented_quota_by_default(provider, quota):
+    budget = provider.retrier_from({'api_budget': {'enabled': True, 'requests': None, 'seconds': None, 'burst': None}}).budget
+    assert (budget.requests, budget.seconds, budget.burst) == quota
+    assert provider.retrier_from({}).budget.requests == quota[0]
+
+
+def test_the_budget_is_configurable_and_can_be_turned_off():
+    budget = budget_from({'enabled': True, 'requests': 600, 'seconds': 300, 'burst': None}, (1200, 300.0, None))
+    assert (budget.requests, budget.seconds, budget.burst) == (600, 300, None)
+    budget = budget_from({'requests': 5, 'burst': 20}, (10, 1.0, 50))
+    assert (budget.requests, budget.seconds, budget.burst) == (5, 1.0, 20)
+    assert budget_from({'enabled': False, 'requests': 0}, (10, 1.0, 50)) is None
+
+
+@pytest.mark.parametrize('options, field', [
+    ({'requests': 0}, 'api_budget.requests'),
+    ({'seconds': 0}, 'api_budget.seconds'),
+    ({'seconds': -1.5}, 'api_budget.seconds'),
+    ({'burst': 0}, 'api_budget.burst'),
+])
+def test_a_bad_budget_is_refused_naming_the_field(options, field):
+    with pytest.raises(ValidationError) as caught:
+        budget_from(options, (10, 1.0, 50))
+    assert caught.value.field == field and field in str(caught.value)
+
+
+def test_the_quota_warning_says_how_long_and_how_many_requests():
+    provider = CloudflareProvider(None, Retrier(budget=RequestBudget(1200, 300)))
+    provider.retrier.requests, provider.retrier.quota_wait = 1020, 12.34
+    assert provider.api_warnings() == ['waited 12.3 s for the cloudflare API quota (1200 requests per 300 s); '
+                                       'made 1,020 requests']
+    provider.retrier.quota_wait = 0.0
+    assert provider.api_warnings() == []
+    assert provider.api_report()['requests'] == 1020
+
+
+def test_giving_up_still_names_the_request():
+    retrier, _ = paced_retrier(budget_requests=100, max_retries=1)
+    with pytest.raises(ProviderError, match='list records: gave up after 2 attempts'):
+        retrier.call(Answers(Retryable('HTTP 502'), Retryable('HTTP 502')), reraise, 'list records', 'read')

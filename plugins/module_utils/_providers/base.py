@@ -15,7 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ProviderError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import RETRY_OPTIONS
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._retry import BUDGET_OPTIONS, RETRY_OPTIONS, Retrier, budget_from
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._rrset import encode, read_value
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._txt import RFC1035_TXT, txt_view
 
@@ -118,6 +118,14 @@ class Provider(object):
     def close(self):
         """Release connections; called once at the end of a module run."""
 
+    def api_report(self):
+        """The requests made to the provider's API (``Retrier.report``), or None for a provider without one."""
+        return None
+
+    def api_warnings(self):
+        """Warnings about the API's quota for the module to show."""
+        return []
+
 
 class ZoneListingProvider(Provider):
     """An API that lists its zones (name -> id): Route 53, Cloudflare.
@@ -128,7 +136,10 @@ class ZoneListingProvider(Provider):
     attempt (``classify``) and what a failure means (``failure``).
     """
 
-    OPTIONS = RETRY_OPTIONS
+    OPTIONS = dict(RETRY_OPTIONS, **BUDGET_OPTIONS)
+    # The API's documented quota per account or token, ``(requests, seconds, burst)`` (see RequestBudget),
+    # the default of the ``api_budget`` option.
+    BUDGET = None
     # What the zones seen are, for messages: 'zone visible to this API token'.
     ZONE_KIND = 'zone'
     # What to check when a zone is not among them.
@@ -137,6 +148,22 @@ class ZoneListingProvider(Provider):
     def __init__(self, retrier):
         self.retrier = retrier
         self._zones = None      # {zone name: zone id}
+
+    @classmethod
+    def retrier_from(cls, settings):
+        """The run's one Retrier, pacing at the ``api_budget`` (validated here, before any request)."""
+        return Retrier.from_params(settings, budget=budget_from(settings.get('api_budget'), cls.BUDGET))
+
+    def api_report(self):
+        return self.retrier.report()
+
+    def api_warnings(self):
+        budget = self.retrier.budget
+        report = self.retrier.report()
+        if budget is None or report['quota_wait_seconds'] < 0.05:
+            return []
+        return ['waited %.1f s for the %s API quota (%s); made %s requests'
+                % (report['quota_wait_seconds'], self.NAME, budget.describe(), '{0:,}'.format(report['requests']))]
 
     def list_zones(self):
         """Every zone the credentials see, as ``(name, id)`` pairs."""
@@ -150,11 +177,12 @@ class ZoneListingProvider(Provider):
         """The ProviderError (or ConflictError) that says what ``exc`` means for ``what``, or None to let it through."""
         raise NotImplementedError
 
-    def call(self, request, what):
-        """``request()`` through the Retrier; SDK failures become errors that say what to check."""
+    def call(self, request, what, kind='other'):
+        """``request()`` through the Retrier, counted as ``kind`` (zones, read, write, other); SDK failures become
+        errors that say what to check."""
         what = '%s %s' % (self.NAME, what)
         try:
-            return self.retrier.call(request, self.classify, what)
+            return self.retrier.call(request, self.classify, what, kind)
         except ProviderError:
             raise
         except Exception as exc:  # pylint: disable=broad-exception-caught
