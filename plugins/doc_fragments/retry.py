@@ -30,12 +30,12 @@ options:
       - Providers V(route53) and V(cloudflare). Client-side pacing under the API's quota, so that a large run waits
         instead of being locked out. Every request the module sends, retries included, first takes its turn from the
         budget, which is shared by all the threads and zones of one module run.
-      - Defaults are the documented quotas. V(cloudflare) 1200 requests in any 300 seconds (a sliding window: past it,
+      - Defaults are the documented quotas. V(cloudflare) 1200 requests in any 300 seconds (a sliding window; past it,
         Cloudflare refuses every request of the token, dashboard included, for 5 minutes). V(route53) 10 requests per
         second with a burst of 50 (a token bucket; per account).
       - A run that waits says so in a warning (how long, how many requests), and in the result's C(api.quota_wait_seconds).
       - The budget cannot see other clients of the same account or token (two concurrent runs, another tool, the
-        dashboard): they share the quota. Lower O(api_budget.requests) when the account is shared, and give each
+        dashboard) share the quota. Lower O(api_budget.requests) when the account is shared, and give each
         run its part.
       - Providers V(rfc2136) and V(zonefile) have no API quota; the option does not apply to them.
     type: dict
@@ -56,7 +56,7 @@ options:
       burst:
         description:
           - The size of a token bucket refilled at O(api_budget.requests) per O(api_budget.seconds). Unset, the
-            provider's own kind of quota: for V(cloudflare) a sliding window (at most O(api_budget.requests) in any
+            provider's own kind of quota, for V(cloudflare) a sliding window (at most O(api_budget.requests) in any
             O(api_budget.seconds)), for V(route53) a bucket of 50.
         type: int
 '''

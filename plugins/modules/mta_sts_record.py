@@ -240,6 +240,34 @@ results:
       type: dict
       returned: with O(delegate_to)
       sample: {"before": [], "after": ["example.com._mta-sts.hoster.example"]}
+api:
+  description:
+    - What the run asked of the provider's API, so a pipeline can show the progress of a long run; null for
+      providers without an API quota (V(rfc2136), V(zonefile)). See O(api_budget).
+  returned: always (success, or failure after the provider was set up)
+  type: dict
+  contains:
+    requests:
+      description: Requests sent, every attempt (retries) counted.
+      type: int
+      sample: 1020
+    requests_by_kind:
+      description: Requests by what they were, C(zones) (zone listings), C(read) (record reads), C(write) (changes),
+        C(other) (such as waiting for a change to be in sync).
+      type: dict
+      sample: {"zones": 20, "read": 1000}
+    retries:
+      description: Attempts that were retries of a failed or throttled one.
+      type: int
+      sample: 0
+    throttled:
+      description: Answers that refused for the quota (HTTP 429, C(Throttling), C(PriorRequestNotComplete)).
+      type: int
+      sample: 0
+    quota_wait_seconds:
+      description: Seconds spent waiting for the budget of O(api_budget) (pacing, not retries).
+      type: float
+      sample: 12.3
 conflict:
   description:
     - On failure, whether it came from what the module read at the provider rather than from the input
