@@ -315,13 +315,10 @@ after:
   elements: str
 '''
 
-from concurrent.futures import ThreadPoolExecutor
-
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ValidationError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._live import LiveError, Resolver, probe_mx
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._record_module import LIVE_CONCURRENCY, run_record_module
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import TLSA_RECORD, PublishError
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._tlsa import judge_removal
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._record_module import (
+    SERVING_CHECK_OPTION, check_serving, check_serving_options, run_record_module,
+)
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import TLSA_RECORD
 
 OPTIONS = dict(
     smtp_port=dict(type='int', default=25),
@@ -333,62 +330,8 @@ OPTIONS = dict(
     usage=dict(type='int', default=3),
     selector=dict(type='int', default=1),
     matching_type=dict(type='int', default=1),
-    serving_check=dict(type='dict', apply_defaults=True, options=dict(
-        enabled=dict(type='bool', default=True),
-        address=dict(type='str'),
-        timeout=dict(type='float', default=10.0),
-        ca_path=dict(type='path'),
-    )),
+    **SERVING_CHECK_OPTION
 )
-
-
-def check_serving_options(params):
-    """Refuse a bad O(serving_check) with the other input, before any I/O (AnsibleModule cannot bound a float)."""
-    options = params['serving_check']
-    if not 0 < options['timeout'] <= 300:
-        raise ValidationError('serving_check.timeout', options['timeout'], 'must be more than 0 and at most 300 seconds')
-
-
-def probe(resolver, failure, item, options):
-    """``_live.probe_mx`` facts of the item's MX, on the item's port."""
-    if resolver is None:
-        return {'error': failure, 'chain_der': None}
-    addresses = [options['address']] if options['address'] else None
-    return probe_mx(resolver, item.domain, ca_path=options['ca_path'], timeout=options['timeout'],
-                    addresses=addresses, port=item.place['smtp_port'])
-
-
-def check_serving(module, items):
-    """Refuse, before any write, a change that drops the record of the key an MX serves now."""
-    options = module.params['serving_check']
-    concerned = [item for item in items if TLSA_RECORD.removal(item)[0]]
-    if not concerned:
-        return
-    if not options['enabled']:
-        for item in concerned:
-            item.warnings.append('%s: removing TLSA values without looking at the key the MX serves '
-                                 '(serving_check.enabled is false)' % item.domain)
-        return
-    resolver, failure = None, None
-    try:
-        resolver = Resolver(timeout=options['timeout'])
-    except LiveError as exc:
-        failure = {'kind': 'dns', 'message': str(exc)}
-    with ThreadPoolExecutor(max_workers=min(LIVE_CONCURRENCY, len(concerned))) as pool:
-        facts = list(pool.map(lambda item: probe(resolver, failure, item, options), concerned))
-    refusals = []
-    for item, probed in zip(concerned, facts):
-        removed, kept = TLSA_RECORD.removal(item)
-        item.extra['serving'], refusal = judge_removal(removed, kept, probed)
-        if refusal:
-            refusals.append('%s: %s' % (item.name, refusal))
-        elif not item.extra['serving']['matched']:
-            item.warnings.append('%s: the MX serves a key (SPKI SHA-256 %s) that no TLSA record here matches, before or '
-                                 'after this change: DANE senders defer mail to it' % (item.domain, item.extra['serving']['served_spki_sha256']))
-    if refusals:
-        message = ('nothing was written: %s. Set serving_check.enabled=false to remove anyway'
-                   % '; '.join(refusals))
-        raise PublishError(message, items, ConflictError(message))
 
 
 def main():
