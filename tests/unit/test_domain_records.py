@@ -2,7 +2,8 @@
 
 import pytest
 
-from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._domain_records import build_domains
+from ansible_collections.mailsec.mta_sts.plugins.module_utils._errors import ConflictError, ValidationError
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._providers.base import Provider
 from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import (
     HOST_RECORD, STS_RECORD, TLSA_RECORD, TLSRPT_RECORD, apply_plan, build_items, plan, publish,
@@ -119,3 +120,73 @@ def test_single_kind_callers_are_unchanged():
     assert provider.reads == [('one.example', ('_mta-sts.a.one.example', '_mta-sts.b.one.example'), ('TXT',))]
     assert [change.ttl for item in items for change in item.changes] == [600, 600]
     assert len(provider.writes) == 1
+
+
+def domains_params(domains, **task):
+    base = dict(domains=domains, sts=None, tlsrpt=None, host=None, state='present')
+    base.update(task)
+    return base
+
+
+@pytest.mark.parametrize('domains, task, field, words', [
+    ([{'domain': name} for name in ('a.example', 'b.example', 'c.example')] + [{'domain': 'd.example', 'tlsrpt': {'rua': 'http://x.example'}}], {},
+     'domains[3].tlsrpt.rua', 'mailto'),
+    ([{'domain': 'a.example', 'tlsa': [{'host': 'mx.a.example', 'records': ['3 1 1 ' + SPKI]},
+                                       {'host': 'mx2.a.example', 'current': 'not PEM'}]}], {},
+     'domains[0].tlsa[1].current', 'PEM'),
+    ([{'domain': 'a.example', 'sts': {'idd': 'x'}}], {}, 'domains[0].sts.idd', 'unknown key'),
+    ([{'domain': 'a.example', 'colour': 'blue'}], {}, 'domains[0].colour', 'unknown key'),
+    ([{'domain': 'a.example', 'sts': {'domain': 'b.example', 'id': 'x'}}], {}, 'domains[0].sts.domain', 'unknown key'),
+    ([{'domain': 'a.example', 'host': ['192.0.2.1']}], {}, 'domains[0].host', 'must be a dict'),
+    ([{'domain': 'a.example', 'tlsa': {'host': 'mx.a.example'}}], {}, 'domains[0].tlsa', 'must be a list'),
+    ([{'domain': 'a.example', 'sts': {'state': 'gone'}}], {}, 'domains[0].sts.state', 'present or absent'),
+    ([{'domain': 'a.example', 'tlsrpt': {'ttl': -1}}], {'tlsrpt': {'rua': 'mailto:r@a.example'}},
+     'domains[0].tlsrpt.ttl', '0 to 2147483647'),
+    ([{'domain': 'a.example'}, {'domain': 'A.example.'}], {}, 'domains[1].domain', 'listed more than once (also domains[0])'),
+    ([{'domain': 'a.example', 'tlsa': [{'host': 'mx.hoster.example', 'records': ['3 1 1 ' + SPKI]}]},
+      {'domain': 'b.example', 'tlsa': [{'host': 'mx.hoster.example', 'records': ['3 1 1 ' + SPKI]}]}], {},
+     'domains[1].tlsa[0]', 'managed by domains[0].tlsa[0] too'),
+    ([{'domain': 'a.example', 'sts': {'record_name': '_mta-sts.b.example', 'id': 'x'}},
+      {'domain': 'b.example', 'sts': {'id': 'y'}}], {}, 'domains[1].sts', 'managed by domains[0].sts too'),
+    ([{'domain': 'a.example'}], {'tlsrpt': {}}, 'domains[0].tlsrpt.rua', 'required'),
+    ([], {}, 'domains', 'at least one'),
+])
+def test_every_domain_and_kind_is_validated_with_the_field_named(domains, task, field, words):
+    with pytest.raises(ValidationError) as raised:
+        build_domains(domains_params(domains, **task))
+    assert raised.value.field == field and words in str(raised.value)
+
+
+def test_task_defaults_apply_to_every_domain_unless_it_gives_its_own_or_opts_out():
+    domains = build_domains(domains_params(
+        [{'domain': 'a.example'},
+         {'domain': 'b.example', 'sts': {'policy': {'mode': 'testing', 'mx': ['mx.b.example'], 'max_age': 604800}}},
+         {'domain': 'c.example', 'host': False, 'sts': {'state': 'absent'}, 'tlsrpt': {'ttl': 60}}],
+        sts={'id': 'task1'}, tlsrpt={'rua': 'mailto:r@x.example'}, host={'addresses': ['192.0.2.1']}))
+    a, b, c = domains
+    assert a.kinds['sts'].extra['id'] == 'task1' and a.kinds['host'].name == 'mta-sts.a.example'
+    # id and policy are taken together: b's policy replaces the task's id instead of clashing with it.
+    assert 'policy' in b.kinds['sts'].extra and b.kinds['sts'].extra['id'] != 'task1'
+    assert c.kinds['host'] is None and c.kinds['sts'].state == 'absent' and c.kinds['tlsrpt'].ttl == 60
+    assert [item.kind for item in a.items] == [STS_RECORD, TLSRPT_RECORD, HOST_RECORD]
+    assert a.kinds['tlsa'] == [] and a.kinds['sts'].ttl is None
+
+
+def test_a_kind_no_domain_or_task_gives_is_not_managed():
+    [domain] = build_domains(domains_params([{'domain': 'a.example', 'tlsrpt': {'rua': 'mailto:r@a.example'}}]))
+    assert [item.name for item in domain.items] == ['_smtp._tls.a.example']
+
+
+def test_results_are_per_domain_with_each_kinds_own_result():
+    provider = CountingZones({'one.example': {}})
+    domains = build_domains(domains_params(
+        [{'domain': 'a.one.example', 'tlsa': [{'host': 'mx.one.example', 'records': ['3 1 1 ' + SPKI]}]},
+         {'domain': 'b.one.example', 'tlsrpt': False}],
+        tlsrpt={'rua': 'mailto:r@one.example'}, state='present'))
+    publish(provider, [item for domain in domains for item in domain.items], None, 3600)
+    first, second = [domain.result() for domain in domains]
+    assert first['domain'] == 'a.one.example' and first['changed'] is True
+    assert first['tlsrpt']['name'] == '_smtp._tls.a.one.example' and first['sts'] is None and first['host'] is None
+    assert [entry['host'] for entry in first['tlsa']] == ['mx.one.example']
+    assert second == {'domain': 'b.one.example', 'changed': False, 'sts': None, 'tlsrpt': None, 'host': None, 'tlsa': []}
+    assert len(provider.reads) == 1 and len(provider.writes) == 1
