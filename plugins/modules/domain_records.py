@@ -11,16 +11,16 @@ module: domain_records
 short_description: Publish a mail domain's whole MTA-STS record set in one run, one read and one write per zone
 version_added: 0.2.0
 description:
-  - Publishes or removes, for each domain, any of its MTA-STS records in one run: the C(_mta-sts) TXT record
+  - Publishes or removes, for each domain, any of its MTA-STS records in one run - the C(_mta-sts) TXT record
     (O(domains[].sts), as M(mailsec.mta_sts.mta_sts_record)), the C(_smtp._tls) TXT record (O(domains[].tlsrpt), as
     M(mailsec.mta_sts.tlsrpt_record)), the policy host's name C(mta-sts.<domain>) (O(domains[].host), as
     M(mailsec.mta_sts.mta_sts_host_record)) and the TLSA records of its MX hosts (O(domains[].tlsa), as
     M(mailsec.mta_sts.tlsa_record)).
   - Each kind takes the options of its own module, with the same rules, checks and results. The difference is the cost
-    at the provider: the module reads each zone once for all the names of all the domains in it, and writes each zone
+    at the provider - the module reads each zone once for all the names of all the domains in it, and writes each zone
     at most once, where running the four modules reads every zone four times. At a provider's API quota that is the
     difference between a run that fits and one that is locked out.
-  - A kind a domain does not give is not managed there: its records are neither read for planning nor written.
+  - A kind a domain does not give is not managed there; nothing is written at its name.
   - All input, of every domain and every kind, is validated before anything is read or written; an error names the
     field, for example C(domains[3].tlsrpt.rua) or C(domains[0].tlsa[1].current).
   - A conflict in any kind (a CNAME where a TXT or TLSA record would go, other records where a CNAME would go)
