@@ -131,3 +131,17 @@ def test_a_conflict_in_one_kind_of_one_domain_writes_nothing_in_any_zone(zones):
     assert '_smtp._tls.two.alpha.example is a CNAME to reports.hoster.example' in failed.result['msg']
     assert zones.writes() == 0
     assert published(zones, 'three.beta.example') == dict(sts=[], tlsrpt=[], host={'A': [], 'AAAA': []}, tlsa=[])
+
+
+def test_removing_an_sts_record_looks_at_the_live_policy_and_a_kinds_own_ttl_is_written(zones):
+    zones.seed('_mta-sts.one.alpha.example', ['v=STSv1; id=old1;'], ttl=3600)
+    # Nothing answers DNS at NO_MX: the live policy cannot be confirmed to be mode none, which the run says.
+    removed = run_playbook([task(zones, domains=[{'domain': 'one.alpha.example', 'sts': {'state': 'absent'},
+                                                  'tlsrpt': {'rua': 'mailto:r@alpha.example', 'ttl': 120}}],
+                                 policy_check={'nameservers': [NO_MX], 'timeout': 1})])
+    assert removed.returncode == 0, removed
+    assert any('removing _mta-sts.one.alpha.example, but the live policy could not be confirmed to be mode none' in text
+               for text in removed.result['warnings']), removed.result.get('warnings')
+    assert zones.strings('_mta-sts.one.alpha.example') == [] and zones.writes() == 1
+    assert zones.ttl('_smtp._tls.one.alpha.example') == 120
+    assert removed.result['results'][0]['sts']['before'] == ['v=STSv1; id=old1;']
