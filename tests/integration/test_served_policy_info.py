@@ -126,8 +126,9 @@ def test_an_address_fixed_during_the_wait_is_served(old_bytes):
     assert run.result['all_served'] is True and result['served'] is True and result['reason'] is None
     assert all(entry['matches'] and entry['id'] == policy_id(NEW) for entry in result['addresses'])
     assert len(result['addresses']) == 2
-    # Tried before the fix (at least the first try and one in the 3 s), and ended soon after it, not at the timeout.
-    assert result['attempts'] >= 3
+    # Tried before the fix (one attempt would mean the first one already saw it fixed: ansible-playbook's start-up
+    # on a loaded machine can take most of the 3 s, so no more is assumed), and ended soon after it, not at the timeout.
+    assert result['attempts'] >= 2
     assert seconds < 30
 
 
