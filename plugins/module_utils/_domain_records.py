@@ -16,6 +16,7 @@ from ansible_collections.mailsec.mta_sts.plugins.module_utils._records import (
 
 # The keys of a ``domains`` item that name a kind, and the kinds, in the order results list them.
 KINDS = (('sts', STS_RECORD), ('tlsrpt', TLSRPT_RECORD), ('host', HOST_RECORD), ('tlsa', TLSA_RECORD))
+KIND_LABELS = tuple(label for label, kind in KINDS)
 # The kinds a task may give defaults for: a TLSA item names its MX host, which no default can.
 DEFAULTED = ('sts', 'tlsrpt', 'host')
 
@@ -80,14 +81,14 @@ class Domain(object):
     @property
     def items(self):
         found = []
-        for label, _ in KINDS:
+        for label in KIND_LABELS:
             value = self.kinds.get(label)
             found.extend(value if isinstance(value, list) else [value] if value is not None else [])
         return found
 
     def result(self):
         result = dict(domain=self.name, changed=any(item.changed for item in self.items))
-        for label, _ in KINDS:
+        for label in KIND_LABELS:
             value = self.kinds.get(label)
             if isinstance(value, list):
                 result[label] = [item.result() for item in value]
@@ -109,7 +110,7 @@ def build_domains(params):
             raise ValidationError(label, default, 'must be a dict of the %s options' % label)
         defaults[label] = default
     domains, seen_domains, owners = [], {}, {}
-    allowed = ('domain',) + tuple(label for label, _ in KINDS)
+    allowed = ('domain',) + KIND_LABELS
     for index, entry in enumerate(entries):
         where = 'domains[%d].' % index
         if not isinstance(entry, dict):
@@ -159,7 +160,7 @@ def build_domains(params):
 
 
 def _item_label(domain, item):
-    for label, _ in KINDS:
+    for label in KIND_LABELS:
         value = domain.kinds.get(label)
         if value is item:
             return label
