@@ -49,6 +49,13 @@ class RequestBudget(object):
 
     Each ``take()`` reserves the earliest moment its request may go under the lock, then sleeps outside
     it, so waiting threads queue in order without holding each other up.
+
+    The API counts a request when it arrives, somewhere between ``take()`` and its answer; a first request
+    that opens a connection arrives much later after its ``take()`` than the ones after it. Counted from
+    ``take()``, the request that reuses its slot a window later would arrive inside the API's window
+    (Cloudflare's lockout). So ``answered()``, called when the answer is in, moves the request's moment
+    to then: a window slot is counted from the answer, and the bucket is not empty before the answer
+    plus one interval.
     """
 
     def __init__(self, requests, seconds, burst=None, clock=time.monotonic, sleep=time.sleep):
@@ -61,8 +68,10 @@ class RequestBudget(object):
         self.sleep = sleep
         self.waited = 0.0
         self._lock = threading.Lock()
-        # Window: the moments of the last ``requests`` requests, oldest first.
+        # Window: the moments of the last ``requests`` requests, oldest first, each a one-item list that
+        # ``answered()`` moves on; the calling thread's own in ``_own.slot``.
         self._sent = collections.deque(maxlen=requests)
+        self._own = threading.local()
         # Bucket: the moment the bucket is empty again after the requests reserved so far (GCRA's
         # theoretical arrival time); a request may go once that is at most ``burst - 1`` intervals away.
         self._empty_at = None
@@ -75,8 +84,9 @@ class RequestBudget(object):
     def _reserve(self, now):
         """The moment the next request may go (``now`` or later), counted as sent then."""
         if self.burst is None:
-            at = now if len(self._sent) < self.requests else max(now, self._sent[0] + self.seconds)
-            self._sent.append(at)
+            at = now if len(self._sent) < self.requests else max(now, self._sent[0][0] + self.seconds)
+            self._own.slot = [at]
+            self._sent.append(self._own.slot)
             return at
         interval = self.seconds / self.requests
         empty_at = now if self._empty_at is None else max(self._empty_at, now)
@@ -93,6 +103,17 @@ class RequestBudget(object):
         if wait > 0:
             self.sleep(wait)
         return wait
+
+    def answered(self):
+        """The calling thread's request (its last ``take()``) has its answer: the API has counted it by now."""
+        with self._lock:
+            now = self.clock()
+            if self.burst is None:
+                slot = getattr(self._own, 'slot', None)
+                if slot is not None:
+                    slot[0] = max(slot[0], now)
+            elif self._empty_at is not None:
+                self._empty_at = max(self._empty_at, now + self.seconds / self.requests)
 
 
 class Retryable(Exception):
@@ -177,6 +198,14 @@ class Retrier(object):
             backoff = max(backoff, float(retry_after))
         return backoff
 
+    def _attempt(self, request):
+        """``request()``, after which the budget learns that its answer is in (RequestBudget.answered)."""
+        try:
+            return request()
+        finally:
+            if self.budget is not None:
+                self.budget.answered()
+
     def call(self, request, classify, what, kind='other'):
         """Run ``request()``; on an error ``classify(exc)`` raises Retryable to retry, or returns to let it through.
 
@@ -192,7 +221,7 @@ class Retrier(object):
             paced += quota_wait
             self._count(kind, quota_wait)
             try:
-                return request()
+                return self._attempt(request)
             except Exception as exc:  # pylint: disable=broad-exception-caught
                 try:
                     classify(exc)
