@@ -297,3 +297,37 @@ def test_giving_up_still_names_the_request():
     retrier, _ = paced_retrier(budget_requests=100, max_retries=1)
     with pytest.raises(ProviderError, match='list records: gave up after 2 attempts'):
         retrier.call(Answers(Retryable('HTTP 502'), Retryable('HTTP 502')), reraise, 'list records', 'read')
+
+
+@pytest.mark.parametrize('burst', [None, 3])
+@pytest.mark.parametrize('seed', range(15))
+def test_counted_from_the_answer_the_quota_holds_wherever_the_server_saw_the_request(seed, burst):
+    # The server counts a request when it arrives, anywhere between take() and the answer; the first one,
+    # opening a connection, arrives latest. Whatever the arrival, the server's count stays within the quota.
+    rng = random.Random(seed)
+    requests, seconds = rng.randint(1, 6), 1.0
+    clock = SharedClock()
+    budget = RequestBudget(requests, seconds, burst, clock=clock.time, sleep=clock.sleep)
+    arrivals = []
+    for number in range(60):
+        sent = clock.sent_at(budget.take())
+        took = rng.random() * (0.5 if number == 0 else 0.05) * seconds
+        arrivals.append(sent + rng.choice([0.0, 1.0, rng.random()]) * took)
+        clock.advance(took)
+        budget.answered()
+    if burst is None:
+        assert most_in_any_window(arrivals, seconds) <= requests
+    else:
+        for i in range(len(arrivals)):
+            for j in range(i, len(arrivals)):
+                assert j - i + 1 <= burst + requests / seconds * (arrivals[j] - arrivals[i]) + 1e-6
+
+
+def test_counted_from_take_the_server_could_see_one_too_many():
+    # Why answered() exists: without it, a slow first request and a fast one a window later share a window.
+    clock = SharedClock()
+    budget = RequestBudget(1, 1.0, clock=clock.time, sleep=clock.sleep)
+    first = clock.sent_at(budget.take()) + 0.3      # arrives 0.3 s after it was let go
+    clock.advance(0.3)
+    second = clock.sent_at(budget.take())           # no answered(): let go 1 s after the first was
+    assert second - first < 1.0
