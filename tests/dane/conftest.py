@@ -26,4 +26,3 @@ def pytest_configure(config):  # pylint: disable=unused-argument
             'tests/dane run only inside a private network and mount namespace: '
             'scripts/lab-netns .venv/bin/python -m pytest tests/dane '
             f'(make dane-tests). Here: {"; ".join(problems)}')
-

@@ -21,7 +21,7 @@ from tests.integration.playbook import run_playbook
 
 MODULE = 'mailsec.mta_sts.tlsa_record'
 TTL = 300
-KEYS = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+KEYS = [ec.generate_private_key(ec.SECP256R1()) for _key in range(3)]
 
 
 def public_pem(key):

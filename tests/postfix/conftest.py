@@ -21,4 +21,3 @@ def pytest_configure(config):  # pylint: disable=unused-argument
             'tests/postfix run only inside a private network and mount namespace: '
             'scripts/lab-netns .venv/bin/python -m pytest tests/postfix '
             f'(make postfix-tests). Here: {"; ".join(problems)}')
-

@@ -202,7 +202,8 @@ def test_an_unusable_record_beside_a_usable_one_is_ignored():
 
 @pytest.mark.parametrize('probe_kwargs, severity, text', [
     ({'starttls': False, 'tls_version': None, 'cert': None}, 'error', 'the MX does not offer STARTTLS; DANE senders require TLS'),
-    ({'error': {'kind': 'tls', 'message': 'handshake failure'}, 'tls_version': None, 'cert': None}, 'error', 'could not be matched: handshake failure; DANE senders'),
+    ({'error': {'kind': 'tls', 'message': 'handshake failure'}, 'tls_version': None, 'cert': None}, 'error',
+     'could not be matched: handshake failure; DANE senders'),
     ({'starttls': None, 'error': {'kind': 'connect', 'message': 'refused'}, 'tls_version': None, 'cert': None}, 'warning',
      'could not be matched: refused; the certificate it serves is unknown'),
 ])
