@@ -159,7 +159,8 @@ class Retrier(object):
         self.jitter = jitter
         self.budget = budget
         self.requests = 0
-        self.requests_by_kind = {}
+        # Every kind present, 0 when none was made, so that a pipeline reads the same keys on every run.
+        self.requests_by_kind = dict((kind, 0) for kind in REQUEST_KINDS)
         self.retries = 0
         self.throttled = 0
         self.quota_wait = 0.0

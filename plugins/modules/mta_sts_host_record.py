@@ -147,7 +147,7 @@ api:
       description: Requests by what they were, C(zones) (zone listings), C(read) (record reads), C(write) (changes),
         C(other) (such as waiting for a change to be in sync).
       type: dict
-      sample: {"zones": 20, "read": 1000}
+      sample: {"zones": 20, "read": 1000, "write": 0, "other": 0}
     retries:
       description: Attempts that were retries of a failed or throttled one.
       type: int
