@@ -23,6 +23,7 @@ options:
     description:
       - Providers V(route53) and V(cloudflare). Upper bound of the time spent retrying one request. When it or
         O(max_retries) is exhausted the module fails, saying which zones were already changed; a re-run converges.
+      - Time spent waiting for the quota of O(api_budget) is pacing, not retrying, and does not count.
     type: float
     default: 120.0
   api_budget:
