@@ -80,7 +80,7 @@ notes:
     with RV(conflict=true), before anything is written.
 '''
 
-    # The live policy look-up of mta_sts_record, before a removal or an id change.
+    # The live policy look-up of mta_sts_record (and of domain_records' sts), before a removal or an id change.
     POLICY_CHECK = r'''
 options:
   policy_check:
@@ -89,7 +89,7 @@ options:
         strict sender fetches it (HTTPS with certificate validation, no redirects).
       - It is fetched only when a run is about to remove an existing C(v=STSv1) record (O(state=absent)), to warn
         when the live policy is not C(mode) V(none); and when a run changes the id of an existing record with
-        O(policy) given, to show the policy the new id replaces in the diff and in RV(results[].previous_policy).
+        C(policy) given, to show the policy the new id replaces in the diff and in the result's C(previous_policy).
       - A failed fetch never fails the task; the warning or the diff says why the live policy is not known.
     type: dict
     suboptions:

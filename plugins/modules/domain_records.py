@@ -31,6 +31,7 @@ description:
 extends_documentation_fragment:
   - mailsec.mta_sts.record
   - mailsec.mta_sts.record.txt
+  - mailsec.mta_sts.record.policy_check
   - mailsec.mta_sts.attributes
   - mailsec.mta_sts.attributes.dns_group
   - mailsec.mta_sts.zonefile
@@ -96,35 +97,6 @@ options:
       - Defaults of O(domains[].host) for every domain, for example the shared policy host's C(addresses).
       - Given, C(mta-sts.<domain>) is managed at every domain that does not set O(domains[].host=false).
     type: dict
-  policy_check:
-    description:
-      - The look at the live policy, C(https://mta-sts.<domain>/.well-known/mta-sts.txt), fetched as a strict sender
-        fetches it, before a change of O(domains[].sts), as M(mailsec.mta_sts.mta_sts_record) has it. It is fetched
-        only before a run removes an existing C(v=STSv1) record, to warn when the live policy is not C(mode)
-        V(none), and before a run changes the id of an existing record with C(policy) given, to show the policy the
-        new id replaces. A failed fetch never fails the task.
-    type: dict
-    suboptions:
-      enabled:
-        description:
-          - Set to V(false) to never fetch the live policy.
-        type: bool
-        default: true
-      nameservers:
-        description:
-          - Resolvers to ask for the address of C(mta-sts.<domain>), as V(ip), V(ip:port) or V([ipv6]:port).
-          - Default is the managed host's resolvers.
-        type: list
-        elements: str
-      ca_path:
-        description:
-          - A PEM file of the certificate authorities to trust, instead of the system's.
-        type: path
-      timeout:
-        description:
-          - Seconds for the whole fetch of one domain's policy, at most 300.
-        type: float
-        default: 5.0
   serving_check:
     description:
       - The look at an MX host before a change that removes any of its TLSA values, as O(domains[].tlsa) items
