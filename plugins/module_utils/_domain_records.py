@@ -35,7 +35,7 @@ def _kind_entry(kind, given, default, where):
     return entry
 
 
-def _build(kind, entries, where, label):
+def _build(kind, entries, where, label, state):
     """``build_items`` of ``kind`` over ``entries`` (dicts), with the fields named ``<where><label>[i].`` (TLSA) or
     ``<where><label>.`` instead of the kind's own ``hosts[i].``/``domains[0].``."""
     if not entries:
@@ -43,7 +43,7 @@ def _build(kind, entries, where, label):
     many = kind.subject + 's'
     ttls = [_ttl(entry.pop('ttl', None), _field(where, label, index) + 'ttl') for index, entry in enumerate(entries)]
     params = dict((key, None) for key in kind.item_keys + kind.place_keys + kind.setting_keys)
-    params.update({kind.subject: None, many: entries, 'state': 'present'})
+    params.update({kind.subject: None, many: entries, 'state': state})
     try:
         items = build_items(params, kind)
     except ValidationError as exc:
@@ -109,6 +109,8 @@ def build_domains(params):
         if default is not None and not isinstance(default, dict):
             raise ValidationError(label, default, 'must be a dict of the %s options' % label)
         defaults[label] = default
+    # The state of every kind that does not give its own.
+    state = params.get('state') or 'present'
     domains, seen_domains, owners = [], {}, {}
     allowed = ('domain',) + KIND_LABELS
     for index, entry in enumerate(entries):
@@ -136,17 +138,17 @@ def build_domains(params):
                 for position, tlsa_entry in enumerate(given or []):
                     if not isinstance(tlsa_entry, dict):
                         raise ValidationError('%stlsa[%d]' % (where, position), tlsa_entry, 'must be a dict with host')
-                kinds[label] = _build(kind, [dict(tlsa_entry) for tlsa_entry in given or []], where, label)
+                kinds[label] = _build(kind, [dict(tlsa_entry) for tlsa_entry in given or []], where, label, state)
                 continue
             if given is None and defaults.get(label) is None:
                 kinds[label] = None
                 continue
             for source, field in ((given, where + label), (defaults.get(label), label)):
-                if source and 'domain' in source:
+                if isinstance(source, dict) and 'domain' in source:
                     raise ValidationError(field + '.domain', source['domain'], 'unknown key: the domain is the domains item\'s own')
             merged = _kind_entry(kind, given, defaults.get(label), where + label + '.')
             merged['domain'] = entry['domain']
-            kinds[label] = _build(kind, [merged], where, label)[0]
+            kinds[label] = _build(kind, [merged], where, label, state)[0]
         domain = Domain(name, kinds)
         for item in domain.items:
             # One name, one owner: two items writing one name would plan against each other's reads.

@@ -138,6 +138,7 @@ def domains_params(domains, **task):
     ([{'domain': 'a.example', 'colour': 'blue'}], {}, 'domains[0].colour', 'unknown key'),
     ([{'domain': 'a.example', 'sts': {'domain': 'b.example', 'id': 'x'}}], {}, 'domains[0].sts.domain', 'unknown key'),
     ([{'domain': 'a.example', 'host': ['192.0.2.1']}], {}, 'domains[0].host', 'must be a dict'),
+    ([{'domain': 'a.example', 'sts': 'domain-ish'}], {}, 'domains[0].sts', 'must be a dict'),
     ([{'domain': 'a.example', 'tlsa': {'host': 'mx.a.example'}}], {}, 'domains[0].tlsa', 'must be a list'),
     ([{'domain': 'a.example', 'sts': {'state': 'gone'}}], {}, 'domains[0].sts.state', 'present or absent'),
     ([{'domain': 'a.example', 'tlsrpt': {'ttl': -1}}], {'tlsrpt': {'rua': 'mailto:r@a.example'}},
@@ -190,3 +191,12 @@ def test_results_are_per_domain_with_each_kinds_own_result():
     assert [entry['host'] for entry in first['tlsa']] == ['mx.one.example']
     assert second == {'domain': 'b.one.example', 'changed': False, 'sts': None, 'tlsrpt': None, 'host': None, 'tlsa': []}
     assert len(provider.reads) == 1 and len(provider.writes) == 1
+
+
+def test_the_tasks_state_is_every_kinds_unless_it_gives_its_own():
+    [domain] = build_domains(domains_params(
+        [{'domain': 'a.example', 'sts': {}, 'host': {'state': 'present', 'target': 'mta-sts.hoster.example'},
+          'tlsa': [{'host': 'mx.a.example'}]}], tlsrpt={}, state='absent'))
+    assert [(item.name, item.state) for item in domain.items] == [
+        ('_mta-sts.a.example', 'absent'), ('_smtp._tls.a.example', 'absent'), ('mta-sts.a.example', 'present'),
+        ('_25._tcp.mx.a.example', 'absent')]
