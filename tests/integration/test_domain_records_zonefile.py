@@ -133,12 +133,13 @@ def test_a_conflict_in_one_kind_of_one_domain_writes_nothing_in_any_zone(zones):
     assert published(zones, 'three.beta.example') == dict(sts=[], tlsrpt=[], host={'A': [], 'AAAA': []}, tlsa=[])
 
 
-def test_removing_an_sts_record_looks_at_the_live_policy_and_a_kinds_own_ttl_is_written(zones):
+def test_removing_an_sts_record_looks_at_the_live_policy_and_a_kinds_own_state_and_ttl_win(zones):
     zones.seed('_mta-sts.one.alpha.example', ['v=STSv1; id=old1;'], ttl=3600)
     # Nothing answers DNS at NO_MX: the live policy cannot be confirmed to be mode none, which the run says.
-    removed = run_playbook([task(zones, domains=[{'domain': 'one.alpha.example', 'sts': {'state': 'absent'},
-                                                  'tlsrpt': {'rua': 'mailto:r@alpha.example', 'ttl': 120}}],
-                                 policy_check={'nameservers': [NO_MX], 'timeout': 1})])
+    # The task's state is every kind's that gives none of its own.
+    removed = run_playbook([task(zones, domains=[{'domain': 'one.alpha.example', 'sts': {},
+                                                  'tlsrpt': {'rua': 'mailto:r@alpha.example', 'ttl': 120, 'state': 'present'}}],
+                                 state='absent', policy_check={'nameservers': [NO_MX], 'timeout': 1})])
     assert removed.returncode == 0, removed
     assert any('removing _mta-sts.one.alpha.example, but the live policy could not be confirmed to be mode none' in text
                for text in removed.result['warnings']), removed.result.get('warnings')
