@@ -10,8 +10,7 @@ read once by construction). Records are read back at the server or on disk. Run 
 There is no MX behind the TLSA hosts, so the serving check is off; the TLSA guard has its own tests.
 """
 
-from tests.integration.playbook import run_playbook
-from tests.integration.test_tlsa_providers import canonical, requests
+from tests.integration.test_tlsa_providers import canonical, run
 
 MODULE = 'mailsec.mta_sts.domain_records'
 TTL = 300
@@ -62,14 +61,6 @@ def published(domain, policy_id):
         'host': {'A': ['127.0.0.10'], 'AAAA': ['2001:db8::10'], 'CNAME': []},
         'tlsa': [TLSA_DATA],
     }
-
-
-def run(backend, label, tasks, **kwargs):
-    backend.reset()
-    result = run_playbook(tasks, **kwargs)
-    counted = requests(backend)
-    print('\n%-10s %-28s reads=%s writes=%s' % (backend.name, label, counted['reads'], counted['writes']))
-    return result, counted
 
 
 def test_whole_set_of_two_domains_one_read_and_at_most_one_write_per_zone(backend, domain, workdir):
