@@ -184,7 +184,7 @@ class Rfc2136Provider(Provider):
         # All at once, each on its own connection: the zone's reads take one round trip, not one per name.
         with ThreadPoolExecutor(max_workers=min(QUERY_CONCURRENCY, len(questions))) as pool:
             answers = list(pool.map(lambda question: self._authoritative_answer(*question), questions))
-        for (name, _), response in zip(questions, answers):
+        for (name, _rtype), response in zip(questions, answers):
             owner = dns.name.from_text(name)
             for rrset in response.answer:
                 if rrset.name == owner:
