@@ -94,7 +94,8 @@ def test_read_several_names_pages_through_the_zone(provider, stubber):
     stubber.add_response('list_resource_record_sets', _page(
         [_txt('_mta-sts.a.example.com', 60, '"v=STSv1; id=a;"')], truncated=True,
         NextRecordName='_smtp._tls.a.example.com', NextRecordType='CNAME', NextRecordIdentifier='w1'),
-        {'HostedZoneId': 'ZEX', 'MaxItems': '300'})
+        # The listing starts at the first of the names in Route 53's order.
+        {'HostedZoneId': 'ZEX', 'MaxItems': '300', 'StartRecordName': '_mta-sts.a.example.com'})
     stubber.add_response('list_resource_record_sets', _page([
         {'Name': '_smtp._tls.a.example.com.', 'Type': 'CNAME', 'TTL': 60, 'ResourceRecords': [{'Value': 'Rpt.Example.NET.'}]},
         dict(_txt('_mta-sts.b.example.com', 60, '"weighted"'), SetIdentifier='w1', Weight=1),
