@@ -108,6 +108,7 @@ bench: deps $(COLLECTION_LINK) $(CHECKDMARC_VENV)/.installed $(PARSEDMARC_VENV)/
 	$(PYTHON) bench/validate_bulk.py --domains 200 --delay-ms 20 --checkdmarc-venv $(CHECKDMARC_VENV)
 	$(PYTHON) bench/policy_host.py --domains 10,100,1000 --template-max 100
 	$(PYTHON) bench/tlsrpt_reports.py --counts 1000,5000,10000 --parsedmarc-venv $(PARSEDMARC_VENV)
+	$(PYTHON) bench/api_budget.py
 
 build: $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/ansible-galaxy collection build --force --output-path .build/dist

@@ -111,7 +111,7 @@ def test_whole_set_of_two_domains_one_read_and_at_most_one_write_per_zone(backen
 def test_a_conflict_in_one_kind_writes_nothing_anywhere(backend, domain, workdir):
     beta = domain.replace('.alpha.example', '.beta.example')
     first = [entry(domain, 'first1'), dict(entry(beta, 'first1'), tlsrpt=None)]
-    setup, _ = run(backend, 'setup', [task(backend, first)], workdir=workdir)
+    setup, _counts = run(backend, 'setup', [task(backend, first)], workdir=workdir)
     assert setup.returncode == 0, setup
     # A CNAME where the TLS-RPT record of the second domain goes (a kind the setup left alone): a delegation
     # the module must not overwrite.

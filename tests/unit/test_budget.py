@@ -53,7 +53,7 @@ def run_threads(budget, clock, threads, takes, gap, seed):
 
     def worker(number):
         rng = random.Random(seed * 1000 + number)
-        for _ in range(takes):
+        for _attempt in range(takes):
             clock.advance(rng.random() * gap)
             waited = budget.take()
             with lock:
@@ -83,11 +83,11 @@ def test_window_never_lets_more_than_the_quota_into_any_window(seed):
 def test_window_lets_a_full_quota_go_at_once_then_waits_for_the_oldest_to_leave():
     clock = SharedClock()
     budget = RequestBudget(3, 10.0, clock=clock.time, sleep=clock.sleep)
-    assert [budget.take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert [budget.take() for _attempt in range(3)] == [0.0, 0.0, 0.0]
     clock.advance(4.0)
     assert budget.take() == pytest.approx(6.0)      # the first left the window at 10 s
     assert clock.now == pytest.approx(10.0)
-    assert [budget.take() for _ in range(2)] == [0.0, 0.0]     # the second and third left at 10 s too
+    assert [budget.take() for _attempt in range(2)] == [0.0, 0.0]     # the second and third left at 10 s too
     assert budget.take() == pytest.approx(10.0)     # then the three sent at 10 s must leave first
     assert budget.waited == pytest.approx(16.0)
 
@@ -95,7 +95,7 @@ def test_window_lets_a_full_quota_go_at_once_then_waits_for_the_oldest_to_leave(
 def test_a_slow_caller_never_waits():
     clock = SharedClock()
     budget = RequestBudget(2, 1.0, clock=clock.time, sleep=clock.sleep)
-    for _ in range(20):
+    for _attempt in range(20):
         clock.advance(0.5)
         assert budget.take() == 0.0
     assert budget.waited == 0.0
@@ -104,7 +104,7 @@ def test_a_slow_caller_never_waits():
 def test_bucket_lets_the_burst_go_at_once_then_paces_at_the_rate():
     clock = SharedClock()
     budget = RequestBudget(10, 1.0, burst=50, clock=clock.time, sleep=clock.sleep)
-    sent = [clock.sent_at(budget.take()) for _ in range(80)]
+    sent = [clock.sent_at(budget.take()) for _attempt in range(80)]
     assert sent[:50] == [0.0] * 50
     # Then one every 0.1 s: the 51st after 0.1 s, the 80th after 3 s.
     assert sent[50:] == pytest.approx([0.1 * n for n in range(1, 31)])
@@ -114,11 +114,11 @@ def test_bucket_lets_the_burst_go_at_once_then_paces_at_the_rate():
 def test_bucket_refills_while_idle_up_to_its_burst_only():
     clock = SharedClock()
     budget = RequestBudget(10, 1.0, burst=5, clock=clock.time, sleep=clock.sleep)
-    for _ in range(5):
+    for _attempt in range(5):
         assert budget.take() == 0.0
     assert budget.take() == pytest.approx(0.1)
     clock.advance(60.0)                             # a long pause refills the bucket, but only to 5
-    assert [budget.take() for _ in range(5)] == pytest.approx([0.0] * 5)
+    assert [budget.take() for _attempt in range(5)] == pytest.approx([0.0] * 5)
     assert budget.take() == pytest.approx(0.1)
 
 
@@ -128,7 +128,7 @@ def test_bucket_never_exceeds_burst_plus_rate(seed):
     rate, burst = rng.randint(1, 10), rng.randint(1, 20)
     clock = SharedClock()
     budget = RequestBudget(rate, 1.0, burst=burst, clock=clock.time, sleep=clock.sleep)
-    sent, _ = run_threads(budget, clock, rng.randint(1, 6), rng.randint(5, 40), rng.choice([0.001, 0.1, 1.0]) / rate, seed)
+    sent, _waits = run_threads(budget, clock, rng.randint(1, 6), rng.randint(5, 40), rng.choice([0.001, 0.1, 1.0]) / rate, seed)
     sent.sort()
     # A token bucket lets at most burst + rate * (t_j - t_i) requests go in [t_i, t_j].
     for i in range(len(sent)):
@@ -294,7 +294,7 @@ def test_the_quota_warning_says_how_long_and_how_many_requests():
 
 
 def test_giving_up_still_names_the_request():
-    retrier, _ = paced_retrier(budget_requests=100, max_retries=1)
+    retrier, _budget = paced_retrier(budget_requests=100, max_retries=1)
     with pytest.raises(ProviderError, match='list records: gave up after 2 attempts'):
         retrier.call(Answers(Retryable('HTTP 502'), Retryable('HTTP 502')), reraise, 'list records', 'read')
 

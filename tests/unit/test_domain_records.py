@@ -76,11 +76,11 @@ def test_all_four_kinds_read_each_zone_once_for_every_type():
     items = whole_set('one.example', 'mx.one.example') + whole_set('two.example', 'mx.two.example')
     plan(provider, items, None, 3600)
     # The host record reads every type at its name, so the one read asks for every type.
-    assert [(zone, rtypes) for zone, _, rtypes in provider.reads] == [('one.example', None), ('two.example', None)]
+    assert [(zone, rtypes) for zone, _names, rtypes in provider.reads] == [('one.example', None), ('two.example', None)]
     assert provider.reads[0][1] == ('_mta-sts.one.example', '_smtp._tls.one.example', 'mta-sts.one.example',
                                     '_25._tcp.mx.one.example')
     apply_plan(provider, items)
-    assert [zone for zone, _ in provider.writes] == ['one.example', 'two.example']
+    assert [zone for zone, _changes in provider.writes] == ['one.example', 'two.example']
     assert provider.writes[0][1] == [('_25._tcp.mx.one.example', 'TLSA'), ('_mta-sts.one.example', 'TXT'),
                                      ('_smtp._tls.one.example', 'TXT'), ('mta-sts.one.example', 'A')]
 

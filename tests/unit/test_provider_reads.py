@@ -127,7 +127,7 @@ def test_cloudflare_lists_the_names_common_parent_once(zone, names, query):
         api.reset_counts()
         found = provider.read_rrsets(zone, names, ('TXT',))
         assert api.counts()['GET dns_records'] == 1
-        [(_, target, _)] = api.log()
+        [(_method, target, _body)] = api.log()
         assert (query in target) if query else ('name.' not in target)
         assert found[names[0]]['TXT'].values == [(b'v=STSv1; id=1;',)]
         # A CNAME at a name is seen whatever the types asked for.

@@ -41,7 +41,7 @@ def test_cloudflare_writes_data_reads_the_upper_case_content_and_plans_nothing_a
         provider = _cloudflare(api)
         _publish(provider, 'example.com', [CURRENT, NEXT, FULL])
         stored = sorted((r['content'], r['data']['certificate']) for r in api.records('example.com', type='TLSA'))
-        assert stored == sorted(('%d %d %d %s' % (u, s, m, d.upper()), d) for u, s, m, d in (CURRENT, NEXT, FULL))
+        assert stored == sorted((' '.join((str(u), str(s), str(m), d.upper())), d) for u, s, m, d in (CURRENT, NEXT, FULL))
 
         api.reset_counts()
         again = _publish(_cloudflare(api), 'example.com', [NEXT, FULL, CURRENT])
@@ -62,7 +62,7 @@ def test_cloudflare_replaces_a_value_in_place_with_a_data_put():
                              data={'usage': 3, 'selector': 1, 'matching_type': 1, 'certificate': CURRENT[3]})
         bodies = []
         client = Cloudflare(api_token='good-token', base_url=api.base_url, max_retries=0,
-                            http_client=httpx.Client(event_hooks={'request': [lambda request: bodies.append(request)]}))
+                            http_client=httpx.Client(event_hooks={'request': [bodies.append]}))
         provider = CloudflareProvider(client, Retrier())
         _publish(provider, 'example.com', [NEXT])
         [batch] = [json.loads(request.read()) for request in bodies if request.url.path.endswith('/batch')]
