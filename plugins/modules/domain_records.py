@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: domain_records
 short_description: Publish a mail domain's whole MTA-STS record set in one run, one read and one write per zone
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Publishes or removes, for each domain, any of its MTA-STS records in one run - the C(_mta-sts) TXT record
     (O(domains[].sts), as M(mailsec.mta_sts.mta_sts_record)), the C(_smtp._tls) TXT record (O(domains[].tlsrpt), as
